@@ -1,0 +1,25 @@
+"""Feature services: named, versionable sets of features for models."""
+
+from __future__ import annotations
+
+from feast import FeatureService
+
+from feature_views import user_purchase_features
+
+# everything we compute for a user
+user_purchase_all = FeatureService(
+    name="user_purchase_all",
+    features=[user_purchase_features],
+    description="Every feature of user_purchase_features",
+)
+
+# a lean set for a spend model: activity and spend, no category
+user_spend_v1 = FeatureService(
+    name="user_spend_v1",
+    features=[
+        user_purchase_features[
+            ["transactions_30d", "total_spent_30d", "avg_basket_size_30d", "max_purchase_90d"]
+        ]
+    ],
+    description="Recent spend for the spend model (v1)",
+)

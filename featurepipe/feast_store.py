@@ -1,0 +1,214 @@
+"""Feast glue: repo config from settings, apply-when-changed, materialize, training sets, online reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
+
+from featurepipe.settings import FEATURE_REPO_DIR, Settings, get_settings
+from featurepipe.spec import USER_PURCHASE, Dtype
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+ENTITY_ROW = "__featurepipe_row"
+
+
+class FeatureRefError(ValueError):
+    pass
+
+
+def redis_connection_string(url: str, password: str | None = None) -> str:
+    """`redis://[:pw@]host:port/db` -> Feast's `host:port,db=N[,password=...][,ssl=true]`."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss"):
+        raise ValueError(f"FEATUREPIPE_REDIS_URL must start with redis:// or rediss://, got {url!r}")
+    parts = [f"{parsed.hostname or 'localhost'}:{parsed.port or 6379}"]
+    db = (parsed.path or "/0").lstrip("/") or "0"
+    parts.append(f"db={int(db)}")
+    secret = unquote(parsed.password) if parsed.password else password
+    if secret:
+        parts.append(f"password={secret}")
+    if parsed.scheme == "rediss":
+        parts.append("ssl=true")
+    return ",".join(parts)
+
+
+def feast_env(settings: Settings | None = None) -> dict[str, str]:
+    """The variables `feature_repo/feature_store.yaml` reads."""
+    settings = settings or get_settings()
+    if settings.online_store == "redis":
+        online = {
+            "type": "redis",
+            "connection_string": redis_connection_string(settings.redis_url, os.environ.get("REDIS_PASSWORD")),
+        }
+    else:
+        online = {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
+    return {
+        "FEATUREPIPE_FEAST_REGISTRY": str(settings.feast_dir / "registry.db"),
+        "FEATUREPIPE_FEAST_ONLINE_STORE": json.dumps(online),
+    }
+
+
+def get_store() -> FeatureStore:
+    """The Feast store of the current settings (registry and online store under the data dir)."""
+    from feast import FeatureStore
+
+    settings = get_settings()
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.update(feast_env(settings))
+    return FeatureStore(repo_path=str(FEATURE_REPO_DIR))
+
+
+def _definition_hash(store: FeatureStore) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(FEATURE_REPO_DIR.glob("*.py")) + [FEATURE_REPO_DIR / "feature_store.yaml"]:
+        digest.update(path.name.encode() + path.read_bytes())
+    digest.update(json.dumps(feast_env(), sort_keys=True).encode())
+    from featurepipe import lake
+
+    digest.update(lake.table_path(lake.FEATURES).encode())
+    digest.update(repr(USER_PURCHASE).encode())
+    return digest.hexdigest()
+
+
+def ensure_applied(store: FeatureStore) -> bool:
+    """`feast apply` when the definitions or the config changed since the last apply; True if it ran.
+
+    Applying costs ~20 s, so a hash of what was applied is kept beside the registry. A deleted
+    SQLite online store is only recreated by a fresh registry, so both are reset together.
+    """
+    from feast.repo_operations import apply_total
+
+    settings = get_settings()
+    marker = settings.feast_dir / "applied.sha256"
+    registry = Path(feast_env(settings)["FEATUREPIPE_FEAST_REGISTRY"])
+    online_db = settings.feast_dir / "online_store.db"
+    wanted = _definition_hash(store)
+    online_missing = settings.online_store == "sqlite" and not online_db.exists()
+    if registry.exists() and marker.exists() and marker.read_text().strip() == wanted and not online_missing:
+        return False
+    if online_missing and registry.exists():
+        registry.unlink()
+    print(f"[feast] applying feature definitions from {FEATURE_REPO_DIR}")
+    cwd = os.getcwd()
+    # the repo's modules import each other by name (entities, data_sources, ...), as under `feast apply`
+    if str(FEATURE_REPO_DIR) not in sys.path:
+        sys.path.insert(0, str(FEATURE_REPO_DIR))
+    try:
+        apply_total(store.config, FEATURE_REPO_DIR, skip_source_validation=True)
+    finally:
+        os.chdir(cwd)  # apply_total changes directory
+    marker.write_text(wanted + "\n")
+    return True
+
+
+def reset() -> None:
+    """Forget the registry and the SQLite online store (they are derived; rebuilt by the next materialize)."""
+    shutil.rmtree(get_settings().feast_dir, ignore_errors=True)
+
+
+def resolve_features(store: FeatureStore, features: list[str] | None, feature_service: str | None):
+    """Feature refs (`view:feature`, or bare names of the default view) or a feature service."""
+    if features and feature_service:
+        raise FeatureRefError("give --features or --feature-service, not both")
+    if feature_service:
+        try:
+            return store.get_feature_service(feature_service)
+        except Exception as exc:
+            names = ", ".join(s.name for s in store.list_feature_services())
+            raise FeatureRefError(f"unknown feature service {feature_service!r} (known: {names})") from exc
+    if not features:
+        return [f"{USER_PURCHASE.name}:{name}" for name in USER_PURCHASE.feature_names]
+    refs = []
+    for item in features:
+        ref = item if ":" in item else f"{USER_PURCHASE.name}:{item}"
+        view, name = ref.split(":", 1)
+        if view == USER_PURCHASE.name and name not in USER_PURCHASE.feature_names:
+            raise FeatureRefError(f"unknown feature {name!r}; {view} has {', '.join(USER_PURCHASE.feature_names)}")
+        refs.append(ref)
+    return refs
+
+
+def _feature_names(store: FeatureStore, selection) -> list[str]:
+    if isinstance(selection, list):
+        return [ref.split(":", 1)[1] for ref in selection]
+    return [f.name for projection in selection.feature_view_projections for f in projection.features]
+
+
+_PANDAS_DTYPES = {Dtype.INT64: "Int64", Dtype.FLOAT64: "float64", Dtype.STRING: "object"}
+
+
+def training_set(entities: pd.DataFrame, features: list[str] | None = None, feature_service: str | None = None) -> pd.DataFrame:
+    """Point-in-time correct features for each entity row (SPEC §4); entity columns come back unchanged, in order."""
+    import pandas as pd
+
+    from featurepipe.spark import get_spark
+
+    for column in (USER_PURCHASE.join_key, "event_timestamp"):
+        if column not in entities.columns:
+            raise ValueError(f"the entity table needs a {column!r} column (it has {', '.join(map(str, entities.columns))})")
+    get_spark("featurepipe-training-set")  # Feast reuses the active, Delta-enabled session
+    store = get_store()
+    ensure_applied(store)
+    selection = resolve_features(store, features, feature_service)
+    names = _feature_names(store, selection)
+
+    query = pd.DataFrame(
+        {
+            ENTITY_ROW: range(len(entities)),
+            USER_PURCHASE.join_key: entities[USER_PURCHASE.join_key].astype(str).to_numpy(),
+            "event_timestamp": _utc(entities["event_timestamp"]).to_numpy(),
+        }
+    )
+    query["event_timestamp"] = pd.to_datetime(query["event_timestamp"], utc=True)
+    result = store.get_historical_features(entity_df=query, features=selection).to_df()
+    # Feast returns rows in its own order and widens Int64-with-nulls to float: restore both
+    result = result.set_index(ENTITY_ROW).reindex(range(len(entities)))
+    out = entities.copy()
+    for name in names:
+        dtype = _PANDAS_DTYPES[USER_PURCHASE.feature(name).dtype]
+        column = result[name].to_numpy()
+        out[name] = pd.Series(column, index=out.index).astype(dtype) if dtype != "object" else pd.Series(
+            [None if (v is None or (isinstance(v, float) and v != v)) else v for v in column], index=out.index, dtype=object
+        )
+    return out
+
+
+def _utc(series: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    parsed = pd.to_datetime(series, utc=False, format="ISO8601") if series.dtype == object else series
+    if getattr(parsed.dt, "tz", None) is None:
+        return parsed.dt.tz_localize("UTC")
+    return parsed.dt.tz_convert("UTC")
+
+
+def online_features(user_ids: list[str], features: list[str] | None = None, feature_service: str | None = None) -> list[dict]:
+    """The online store's current row for each user, one dict per user, in the order asked."""
+    store = get_store()
+    if not Path(feast_env()["FEATUREPIPE_FEAST_REGISTRY"]).exists():
+        raise FileNotFoundError("no Feast registry yet: run `featurepipe run` or `featurepipe backfill` first")
+    selection = resolve_features(store, features, feature_service)
+    names = _feature_names(store, selection)
+    key = USER_PURCHASE.join_key
+    response = store.get_online_features(features=selection, entity_rows=[{key: u} for u in user_ids]).to_dict()
+    return [{key: user_ids[i], **{n: response[n][i] for n in names}} for i in range(len(user_ids))]
+
+
+def materialize(start: dt.datetime, end: dt.datetime) -> None:
+    """Latest row per user with start <= event_timestamp <= end into the online store."""
+    from featurepipe.spark import get_spark
+
+    get_spark("featurepipe-materialize")
+    store = get_store()
+    ensure_applied(store)
+    store.materialize(start_date=start, end_date=end, feature_views=[USER_PURCHASE.name])

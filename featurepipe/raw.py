@@ -1,0 +1,127 @@
+"""Reading the raw landing zone (SPEC §2): per-file schema check first, then one Spark DataFrame.
+
+Files may differ in how they store the same column (timestamp unit and zone, int or float
+amounts, dictionary strings); each group of alike files is read on its own and converted to the
+contract's types before the union, so a nanosecond landing never crashes a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from featurepipe.spec import Source
+from featurepipe.storage import filesystem, list_parquet_files, spark_uri
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+SOURCE_FILE = "source_file"
+
+
+class RawSchemaError(ValueError):
+    """A raw file lacks a required column or holds one of the wrong type."""
+
+
+@dataclass(frozen=True)
+class ColumnRead:
+    name: str
+    how: str  # "as_is" | "cast" | "nanos" | "null"
+
+
+def _string_ok(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def plan_column(kind: str, arrow_type: pa.DataType) -> str | None:
+    """How to read a column of contract `kind` stored as `arrow_type`; None if that type is wrong."""
+    import pyarrow as pa
+
+    if pa.types.is_null(arrow_type):
+        return "null"  # an all-null column: its rows fail (or pass) the null rules like any other
+    if kind == "string":
+        return "cast" if _string_ok(arrow_type) else None
+    if kind == "double":
+        if pa.types.is_floating(arrow_type) or pa.types.is_integer(arrow_type) or pa.types.is_decimal(arrow_type):
+            return "cast"
+        return None
+    if kind == "timestamp":
+        if pa.types.is_timestamp(arrow_type):
+            return "nanos" if arrow_type.unit == "ns" else "cast"
+        return None
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def plan_file(path: str, schema: pa.Schema, source: Source) -> tuple[ColumnRead, ...]:
+    """The read plan of one file, or RawSchemaError naming the file and the column."""
+    plan = []
+    for column in source.columns:
+        index = schema.get_field_index(column.name)
+        if index < 0:
+            if column.required:
+                raise RawSchemaError(f"raw file {path}: required column '{column.name}' is missing")
+            plan.append(ColumnRead(column.name, "null"))
+            continue
+        arrow_type = schema.field(index).type
+        how = plan_column(column.kind, arrow_type)
+        if how is None:
+            raise RawSchemaError(
+                f"raw file {path}: column '{column.name}' has type {arrow_type}, expected {column.kind}"
+            )
+        plan.append(ColumnRead(column.name, how))
+    return tuple(plan)
+
+
+def plan_files(uri: str, source: Source) -> dict[tuple[ColumnRead, ...], list[str]]:
+    """Every Parquet file under `uri`, checked and grouped by read plan (nothing is read yet)."""
+    import pyarrow.parquet as pq
+
+    files = list_parquet_files(uri)
+    groups: dict[tuple[ColumnRead, ...], list[str]] = {}
+    for path in files:
+        fs, inner = filesystem(path)
+        try:
+            schema = pq.read_schema(inner, filesystem=fs)
+        except Exception as exc:  # a corrupt or non-Parquet file: name it, do not guess
+            raise RawSchemaError(f"raw file {path}: cannot read Parquet schema: {exc}") from exc
+        groups.setdefault(plan_file(path, schema, source), []).append(path)
+    return groups
+
+
+_SPARK_TYPES = {"string": "string", "double": "double", "timestamp": "timestamp"}
+
+
+def read_source(spark: SparkSession, uri: str, source: Source) -> tuple[DataFrame | None, int]:
+    """All raw rows under `uri` in the contract's types plus `source_file`; (None, 0) if there are no files."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    groups = plan_files(uri, source)
+    kinds = {c.name: c.kind for c in source.columns}
+    frames = []
+    for plan, files in groups.items():
+        df = spark.read.parquet(*[spark_uri(f) for f in files])
+        columns = []
+        for read in plan:
+            spark_type = _SPARK_TYPES[kinds[read.name]]
+            if read.how == "null":
+                column = F.lit(None).cast(spark_type)
+            elif read.how == "nanos":
+                # read as INT64 nanoseconds (spark.sql.legacy.parquet.nanosAsLong): keep microseconds
+                column = F.timestamp_micros(F.floor(F.col(read.name) / F.lit(1000)).cast("long"))
+            else:
+                # TIMESTAMP_NTZ (tz-naive) casts in the UTC session zone: naive means UTC
+                column = F.col(read.name).cast(spark_type)
+            columns.append(column.alias(read.name))
+        columns.append(F.col("_metadata.file_path").alias(SOURCE_FILE))
+        frames.append(df.select(*columns))
+    if not frames:
+        return None, 0
+    n_files = sum(len(f) for f in groups.values())
+    return reduce(lambda a, b: a.unionByName(b), frames), n_files

@@ -1,0 +1,97 @@
+"""Configuration from the environment (SPEC §1), read lazily: importing this module reads nothing."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+DAGS_DIR = PROJECT_ROOT / "dags"
+JOBS_DIR = PROJECT_ROOT / "jobs"
+JARS_DIR = PROJECT_ROOT / ".jars"
+
+_dotenv_loaded = False
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    """One variable, after loading `.env` (working directory, then project root) once."""
+    global _dotenv_loaded
+    if not _dotenv_loaded:
+        from dotenv import load_dotenv
+
+        load_dotenv(Path.cwd() / ".env", override=False)
+        load_dotenv(PROJECT_ROOT / ".env", override=False)
+        _dotenv_loaded = True
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *parts])
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    raw_uri: str
+    lake_uri: str
+    online_store: str
+    redis_url: str
+    spark_master: str
+
+    # --- locations derived from the roots, defined once -------------------
+    @property
+    def transactions_uri(self) -> str:
+        return _join(self.raw_uri, "transactions")
+
+    def table_uri(self, table: str) -> str:
+        """A Delta table under the lake, e.g. `features/user_purchase_features`."""
+        return _join(self.lake_uri, table)
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.data_dir / "airflow"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def gx_dir(self) -> Path:
+        return self.data_dir / "gx"
+
+
+def get_settings() -> Settings:
+    """Current settings from the environment (and `.env`); cheap, call it where needed."""
+    data_dir = Path(_env("FEATUREPIPE_DATA_DIR", "./data")).expanduser().resolve()
+    online = (_env("FEATUREPIPE_ONLINE_STORE", "sqlite") or "sqlite").lower()
+    if online not in ("sqlite", "redis"):
+        raise ValueError(f"FEATUREPIPE_ONLINE_STORE must be 'sqlite' or 'redis', got {online!r}")
+    return Settings(
+        data_dir=data_dir,
+        raw_uri=_normalise_uri(_env("FEATUREPIPE_RAW_URI", str(data_dir / "raw"))),
+        lake_uri=_normalise_uri(_env("FEATUREPIPE_LAKE_URI", str(data_dir / "lake"))),
+        online_store=online,
+        redis_url=_env("FEATUREPIPE_REDIS_URL", "redis://localhost:6379/0"),
+        spark_master=_env("FEATUREPIPE_SPARK_MASTER", "local[*]"),
+    )
+
+
+def _normalise_uri(uri: str) -> str:
+    """Local paths become absolute; `s3://`/`s3a://` URIs are kept as given."""
+    if "://" in uri:
+        return uri.rstrip("/")
+    return str(Path(uri).expanduser().resolve())
+
+
+def venv_python() -> str:
+    """The interpreter PySpark workers must use (they otherwise start whatever `python3` is on PATH)."""
+    return sys.executable

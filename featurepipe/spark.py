@@ -1,0 +1,79 @@
+"""The one place a SparkSession is built: Delta, UTC, JARs and master from settings.
+
+Jobs, Feast retrieval and Feast materialization all go through `get_spark()`: Feast reuses an
+active session and ignores its own `spark_conf`, so the Delta-configured session must exist first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from featurepipe.settings import JARS_DIR, get_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+BASE_CONF = {
+    **DELTA_CONF,
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    # users' landings may hold nanosecond timestamps, which Spark cannot read as timestamps;
+    # read them as longs and convert (jobs/raw_input.py)
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+    "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+class MissingJarsError(RuntimeError):
+    pass
+
+
+def jar_paths() -> list[str]:
+    """Delta's JARs, fetched once by `make jars` (Maven) into `.jars/`."""
+    jars = sorted(str(p) for p in JARS_DIR.glob("*.jar")) if JARS_DIR.is_dir() else []
+    if not any("delta-spark" in j for j in jars):
+        raise MissingJarsError(f"Delta JARs not found in {JARS_DIR}: run `make jars` (fetches them from Maven Central)")
+    return jars
+
+
+def spark_conf(shuffle_partitions: int | None = None) -> dict[str, str]:
+    """Every setting our sessions need, for the builder and for `spark-submit --conf`."""
+    conf = dict(BASE_CONF)
+    conf["spark.jars"] = ",".join(jar_paths())
+    conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions or _default_shuffle_partitions())
+    return conf
+
+
+def _default_shuffle_partitions() -> int:
+    value = os.environ.get("FEATUREPIPE_SHUFFLE_PARTITIONS")
+    return int(value) if value else 8
+
+
+def get_spark(app_name: str = "featurepipe") -> SparkSession:
+    """The active session, or a new Delta-enabled one on `FEATUREPIPE_SPARK_MASTER`."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    # workers otherwise start whichever python3 is first on PATH (pyspark 4.2 ignores spark.pyspark.python)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    # under spark-submit the master (and deploy mode) were already chosen on its command line
+    if not os.environ.get("SPARK_ENV_LOADED"):
+        builder = builder.master(get_settings().spark_master)
+    for key, value in spark_conf().items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,56 @@
+"""Where files live: local paths or `s3://` URIs, for pyarrow (driver side) and Spark (`s3a://`)."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith(("s3://", "s3a://"))
+
+
+def spark_uri(uri: str) -> str:
+    """The URI Spark reads and writes: `s3://` becomes `s3a://` (hadoop-aws); local paths stay."""
+    return "s3a://" + uri[len("s3://"):] if uri.startswith("s3://") else uri
+
+
+def filesystem(uri: str):
+    """A pyarrow filesystem and the path inside it for `uri`."""
+    from pyarrow import fs
+
+    if is_s3(uri):
+        parsed = urlparse(uri)
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        kwargs = {}
+        if endpoint:
+            endpoint_parsed = urlparse(endpoint)
+            kwargs["endpoint_override"] = endpoint_parsed.netloc or endpoint
+            kwargs["scheme"] = endpoint_parsed.scheme or "https"
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if region:
+            kwargs["region"] = region
+        return fs.S3FileSystem(**kwargs), f"{parsed.netloc}{parsed.path}".rstrip("/")
+    return fs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def list_parquet_files(uri: str) -> list[str]:
+    """Every `*.parquet` file below `uri`, recursively, as URIs in the same scheme, sorted."""
+    from pyarrow import fs
+
+    filesystem_, root = filesystem(uri)
+    info = filesystem_.get_file_info(root)
+    if info.type == fs.FileType.NotFound:
+        return []
+    selector = fs.FileSelector(root, recursive=True)
+    paths = sorted(
+        i.path
+        for i in filesystem_.get_file_info(selector)
+        if i.type == fs.FileType.File
+        and i.path.endswith(".parquet")
+        and not any(part.startswith(("_", ".")) for part in i.path[len(root):].split("/"))
+    )
+    if is_s3(uri):
+        scheme = urlparse(uri).scheme
+        return [f"{scheme}://{p}" for p in paths]
+    return paths

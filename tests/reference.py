@@ -1,0 +1,389 @@
+"""Independent reference implementation of SPEC §2–§4, for the tests.
+
+Plain pandas + pyarrow, written straight from /work/shared/SPEC.md. It deliberately
+imports nothing from `featurepipe` or `jobs` (not even `featurepipe.spec`): a bug shared
+with the production code must not be able to hide behind a shared definition.
+
+Everything is done the slow, obvious way: one pass per as-of instant T with boolean masks,
+exact sums with `math.fsum`. Good for test-sized data (tens of users x ~120 days x ~10k rows).
+
+Choices where the SPEC is silent (keep in sync with the README):
+- An id (`transaction_id`, `user_id`) that is empty *or only whitespace* is "empty". Ids are
+  otherwise used verbatim (no trimming, no case folding).
+- `amount` null and NaN are the same reason (`amount_missing`: pyarrow/pandas write NaN as
+  null anyway); +-inf is `amount_not_finite`; <= 0 is `amount_not_positive`.
+- A row breaking several rules gets all reasons, joined with "," in rule order.
+- A `category` of "" is a non-null category (SPEC only excludes null).
+- Dedup ties beyond (event_timestamp, amount) are broken by user_id, product_id, category
+  (nulls last), then source file, so the result is deterministic.
+- Schema check: required columns must exist; ids/strings must be string (or all-null),
+  amount floating point (float32/float64, or all-null), event_timestamp a timestamp of any
+  unit (or all-null). Otherwise `SchemaError` naming file and column.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# --- the contract, hand-written from SPEC §2/§3 -------------------------------------------
+
+RAW_COLUMNS = ["transaction_id", "user_id", "product_id", "category", "amount", "event_timestamp"]
+REQUIRED = {"transaction_id", "user_id", "amount", "event_timestamp"}
+SOURCE_FILE = "source_file"
+
+COUNT_FEATURES = ["transactions_7d", "transactions_30d", "transactions_90d"]
+FLOAT_FEATURES = [
+    "total_spent_7d",
+    "total_spent_30d",
+    "total_spent_90d",
+    "avg_basket_size_30d",
+    "max_purchase_90d",
+]
+STRING_FEATURES = ["favorite_category"]
+FEATURE_COLUMNS = [
+    "transactions_7d",
+    "transactions_30d",
+    "transactions_90d",
+    "total_spent_7d",
+    "total_spent_30d",
+    "total_spent_90d",
+    "avg_basket_size_30d",
+    "max_purchase_90d",
+    "favorite_category",
+]
+ROW_EXISTS_DAYS = 91  # a row (u, T) exists iff u has a valid event in [T - 91d, T)
+
+# reasons, in rule order
+R_TXN_MISSING = "transaction_id_missing"
+R_TXN_EMPTY = "transaction_id_empty"
+R_USER_MISSING = "user_id_missing"
+R_USER_EMPTY = "user_id_empty"
+R_AMOUNT_MISSING = "amount_missing"
+R_AMOUNT_NOT_FINITE = "amount_not_finite"
+R_AMOUNT_NOT_POSITIVE = "amount_not_positive"
+R_TS_MISSING = "event_timestamp_missing"
+
+
+class SchemaError(ValueError):
+    """A raw file lacks a required column or has one of the wrong type (SPEC §2)."""
+
+
+# --- §2 raw input -----------------------------------------------------------------------
+
+
+def _parquet_files(root: Path) -> list[Path]:
+    files = []
+    for p in sorted(root.rglob("*.parquet")):
+        rel = p.relative_to(root)
+        if any(part.startswith(("_", ".")) for part in rel.parts):
+            continue
+        if p.is_file():
+            files.append(p)
+    return files
+
+
+def _is_string(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+
+
+def _check_type(path: Path, name: str, t: pa.DataType) -> None:
+    if name == "amount":
+        ok = pa.types.is_floating(t) or pa.types.is_null(t)
+    elif name == "event_timestamp":
+        ok = pa.types.is_timestamp(t) or pa.types.is_null(t)
+    else:
+        ok = _is_string(t)
+    if not ok:
+        raise SchemaError(f"{path}: column {name!r} has type {t}, which is not allowed")
+
+
+def _strings(col: pa.ChunkedArray | None, n: int) -> pd.Series:
+    if col is None or pa.types.is_null(col.type):
+        return pd.Series([None] * n, dtype=object)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    values = col.to_pylist()
+    return pd.Series(values, dtype=object)
+
+
+def _timestamps_utc(col: pa.ChunkedArray, n: int) -> pd.Series:
+    """Any unit, tz-aware (an instant) or naive (means UTC) -> datetime64[ns, UTC]."""
+    if pa.types.is_null(col.type):
+        return pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
+    # Arrow stores every timestamp as an integer count of `unit` since the Unix epoch in UTC;
+    # the tz field is display metadata only. So the stored integers are UTC for both kinds
+    # (an aware value is an instant; a naive value is read as UTC wall time = the same number).
+    factor = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[col.type.unit]
+    nulls = col.is_null().to_numpy(zero_copy_only=False)
+    counts = col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False).astype("int64")
+    limit = np.iinfo("int64").max // factor
+    if (np.abs(counts[~nulls]) > limit).any():
+        raise ValueError("timestamp out of the datetime64[ns] range")
+    ns = counts * factor
+    out = pd.Series(pd.to_datetime(ns, unit="ns", utc=True))
+    out[nulls] = pd.NaT
+    return out.astype("datetime64[ns, UTC]")
+
+
+def load_raw(raw_transactions_dir: str | Path) -> pd.DataFrame:
+    """Every *.parquet below the folder (recursively; names starting with _ or . skipped).
+
+    Returns the SPEC §2 columns (missing optional columns as null; extra columns dropped),
+    `event_timestamp` as datetime64[ns, UTC], `amount` float64 (null -> NaN), strings as
+    object (null -> None), plus `source_file` (the file's path). Raises `SchemaError` for a
+    file missing a required column or holding one of the wrong type.
+    """
+    root = Path(raw_transactions_dir)
+    frames = []
+    for path in _parquet_files(root):
+        table = pq.ParquetFile(path).read()
+        names = set(table.column_names)
+        for name in RAW_COLUMNS:
+            if name not in names:
+                if name in REQUIRED:
+                    raise SchemaError(f"{path}: required column {name!r} is missing")
+                continue
+            _check_type(path, name, table.schema.field(name).type)
+        n = table.num_rows
+        get = lambda c: table.column(c) if c in names else None  # noqa: E731
+        amount = get("amount")
+        if pa.types.is_null(amount.type):
+            amount_values = np.full(n, np.nan)
+        else:
+            amount_values = amount.cast(pa.float64()).to_numpy(zero_copy_only=False).astype("float64")
+        frames.append(
+            pd.DataFrame(
+                {
+                    "transaction_id": _strings(get("transaction_id"), n),
+                    "user_id": _strings(get("user_id"), n),
+                    "product_id": _strings(get("product_id"), n),
+                    "category": _strings(get("category"), n),
+                    "amount": pd.Series(amount_values, dtype="float64"),
+                    "event_timestamp": _timestamps_utc(get("event_timestamp"), n),
+                    SOURCE_FILE: pd.Series([str(path)] * n, dtype=object),
+                }
+            )
+        )
+    if not frames:
+        return _empty_raw()
+    out = pd.concat(frames, ignore_index=True)
+    out["event_timestamp"] = out["event_timestamp"].astype("datetime64[ns, UTC]")
+    return out
+
+
+def _empty_raw() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "transaction_id": pd.Series([], dtype=object),
+            "user_id": pd.Series([], dtype=object),
+            "product_id": pd.Series([], dtype=object),
+            "category": pd.Series([], dtype=object),
+            "amount": pd.Series([], dtype="float64"),
+            "event_timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+            SOURCE_FILE: pd.Series([], dtype=object),
+        }
+    )
+
+
+def _id_reasons(value, missing: str, empty: str) -> list[str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return [missing]
+    if not isinstance(value, str) or value.strip() == "":
+        return [empty]
+    return []
+
+
+def row_reasons(row) -> list[str]:
+    """Every SPEC §2 rule the row breaks, in rule order (empty list = valid)."""
+    reasons = []
+    reasons += _id_reasons(row["transaction_id"], R_TXN_MISSING, R_TXN_EMPTY)
+    reasons += _id_reasons(row["user_id"], R_USER_MISSING, R_USER_EMPTY)
+    amount = row["amount"]
+    if amount is None or pd.isna(amount):
+        reasons.append(R_AMOUNT_MISSING)
+    elif not math.isfinite(float(amount)):
+        reasons.append(R_AMOUNT_NOT_FINITE)
+    elif not float(amount) > 0:
+        reasons.append(R_AMOUNT_NOT_POSITIVE)
+    if row["event_timestamp"] is None or pd.isna(row["event_timestamp"]):
+        reasons.append(R_TS_MISSING)
+    return reasons
+
+
+def split_valid(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid rows, invalid rows with a `reason` column); both keep raw's columns and index."""
+    reasons = [",".join(row_reasons(row)) for _, row in raw.iterrows()]
+    bad = pd.Series([r != "" for r in reasons], index=raw.index, dtype=bool)
+    valid = raw[~bad].copy()
+    invalid = raw[bad].copy()
+    invalid["reason"] = pd.Series([r for r in reasons if r], index=invalid.index, dtype=object)
+    return valid, invalid
+
+
+def deduplicate(valid: pd.DataFrame) -> pd.DataFrame:
+    """One row per transaction_id: earliest event_timestamp, then smallest amount, wins.
+
+    Call on *validated* rows only (validation comes first). Result sorted by transaction_id,
+    with a fresh index.
+    """
+    keys = ["transaction_id", "event_timestamp", "amount", "user_id", "product_id", "category"]
+    if SOURCE_FILE in valid.columns:
+        keys.append(SOURCE_FILE)
+    ordered = valid.sort_values(keys, na_position="last", kind="mergesort")
+    return ordered.drop_duplicates("transaction_id", keep="first").reset_index(drop=True)
+
+
+# --- §3 features -------------------------------------------------------------------------
+
+
+def _as_of_instant(d) -> pd.Timestamp:
+    """A date (or a UTC-midnight datetime/Timestamp/string) -> T as a tz-aware UTC Timestamp."""
+    if isinstance(d, date) and not isinstance(d, datetime):
+        return pd.Timestamp(datetime(d.year, d.month, d.day, tzinfo=timezone.utc))
+    ts = pd.Timestamp(d)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if ts != ts.normalize():
+        raise ValueError(f"as-of instant must be a UTC midnight, got {d!r}")
+    return ts
+
+
+def _favorite(categories: Iterable) -> str | None:
+    counts = Counter(c for c in categories if c is not None and not (isinstance(c, float) and math.isnan(c)))
+    if not counts:
+        return None
+    best = max(counts.values())
+    return min(c for c, k in counts.items() if k == best)
+
+
+def _empty_features() -> pd.DataFrame:
+    cols = {"user_id": pd.Series([], dtype=object), "event_timestamp": pd.Series([], dtype="datetime64[ns, UTC]")}
+    for c in COUNT_FEATURES:
+        cols[c] = pd.Series([], dtype="int64")
+    for c in FLOAT_FEATURES:
+        cols[c] = pd.Series([], dtype="float64")
+    cols["favorite_category"] = pd.Series([], dtype=object)
+    return pd.DataFrame(cols)
+
+
+def features_as_of(events: pd.DataFrame, as_of_dates: Iterable) -> pd.DataFrame:
+    """SPEC §3 feature rows for every T in `as_of_dates`, from valid, deduplicated events.
+
+    Window Nd as of T: T - N days <= event_timestamp < T. A row (u, T) exists iff u has an
+    event in [T - 91 days, T). Sorted by (user_id, event_timestamp).
+    """
+    instants = pd.to_datetime(events["event_timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    with_ns = events.assign(_ns=instants.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view("int64"))
+    per_user = {}  # user -> (event instants as int ns since epoch UTC, amounts, categories)
+    for user, g in with_ns.groupby("user_id", sort=True):
+        cats = g["category"] if "category" in g.columns else pd.Series([None] * len(g))
+        per_user[user] = (
+            g["_ns"].to_numpy(dtype="int64"),
+            g["amount"].to_numpy(dtype="float64"),
+            cats.to_numpy(dtype=object),
+        )
+    day_ns = 86_400 * 1_000_000_000
+
+    rows = []
+    for T in sorted({_as_of_instant(d) for d in as_of_dates}):
+        t = T.value  # ns since epoch, UTC
+        for user, (ts, amounts, cats) in per_user.items():
+
+            def window(n_days: int) -> np.ndarray:
+                return (ts >= t - n_days * day_ns) & (ts < t)
+
+            if not window(ROW_EXISTS_DAYS).any():
+                continue
+            w7, w30, w90 = window(7), window(30), window(90)
+            n30 = int(w30.sum())
+            sum30 = math.fsum(amounts[w30])
+            rows.append(
+                {
+                    "user_id": user,
+                    "event_timestamp": T,
+                    "transactions_7d": int(w7.sum()),
+                    "transactions_30d": n30,
+                    "transactions_90d": int(w90.sum()),
+                    "total_spent_7d": math.fsum(amounts[w7]),
+                    "total_spent_30d": sum30,
+                    "total_spent_90d": math.fsum(amounts[w90]),
+                    "avg_basket_size_30d": sum30 / n30 if n30 else 0.0,
+                    "max_purchase_90d": float(max(amounts[w90])) if w90.any() else 0.0,
+                    "favorite_category": _favorite(cats[w90]),
+                }
+            )
+    if not rows:
+        return _empty_features()
+    out = pd.DataFrame(rows, columns=["user_id", "event_timestamp", *FEATURE_COLUMNS])
+    out["event_timestamp"] = out["event_timestamp"].astype("datetime64[ns, UTC]")
+    for c in COUNT_FEATURES:
+        out[c] = out[c].astype("int64")
+    for c in FLOAT_FEATURES:
+        out[c] = out[c].astype("float64")
+    out["favorite_category"] = out["favorite_category"].astype(object)
+    return out.sort_values(["user_id", "event_timestamp"], kind="mergesort").reset_index(drop=True)
+
+
+def midnights(start: date, end: date) -> list[date]:
+    """Every date from start to end inclusive."""
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def reference_features(raw_transactions_dir: str | Path, start: date, end: date) -> pd.DataFrame:
+    """load -> validate -> deduplicate -> features for every midnight start..end inclusive."""
+    valid, _invalid = split_valid(load_raw(raw_transactions_dir))
+    return features_as_of(deduplicate(valid), midnights(start, end))
+
+
+# --- §4 point-in-time join ---------------------------------------------------------------
+
+
+def point_in_time(features: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:
+    """For each entity row: the latest feature row of its user with T <= event_timestamp.
+
+    Entity `event_timestamp` may be tz-aware (any zone) or naive (= UTC). No TTL limit.
+    Output: the entity frame unchanged (same order, index, columns and dtypes) plus the
+    feature columns; with no matching row counts are <NA> (Int64), floats NaN, category None.
+    """
+    clash = [c for c in FEATURE_COLUMNS if c in entities.columns]
+    if clash:
+        raise ValueError(f"entity columns clash with feature columns: {clash}")
+
+    by_user: dict[str, tuple[list[pd.Timestamp], list[dict]]] = {}
+    f = features.copy()
+    f["event_timestamp"] = pd.to_datetime(f["event_timestamp"], utc=True)
+    for user, group in f.sort_values("event_timestamp", kind="mergesort").groupby("user_id", sort=False):
+        by_user[user] = (list(group["event_timestamp"]), group[FEATURE_COLUMNS].to_dict("records"))
+
+    # naive -> UTC, aware (any zone) -> UTC; strings (a CSV entity file) parsed as ISO 8601
+    when = pd.to_datetime(entities["event_timestamp"], utc=True, format="ISO8601")
+    picked: list[dict | None] = []
+    for user, t in zip(entities["user_id"], when):
+        hit = None
+        if user in by_user and not pd.isna(t):
+            times, records = by_user[user]
+            i = bisect.bisect_right(times, t)  # times[:i] <= t
+            if i:
+                hit = records[i - 1]
+        picked.append(hit)
+
+    out = entities.copy()
+    for c in COUNT_FEATURES:
+        out[c] = pd.array([None if r is None else int(r[c]) for r in picked], dtype="Int64")
+    for c in FLOAT_FEATURES:
+        out[c] = np.array([np.nan if r is None else float(r[c]) for r in picked], dtype="float64")
+    out["favorite_category"] = pd.Series(
+        [None if r is None else r["favorite_category"] for r in picked], index=out.index, dtype=object
+    )
+    return out
