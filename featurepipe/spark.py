@@ -31,6 +31,8 @@ BASE_CONF = {
     "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
+    # Delta replays its log with 50 partitions by default: far too many for small tables
+    "spark.databricks.delta.snapshotPartitions": "4",
 }
 
 
@@ -49,6 +51,11 @@ def jar_paths() -> list[str]:
 def spark_conf(shuffle_partitions: int | None = None) -> dict[str, str]:
     """Every setting our sessions need, for the builder and for `spark-submit --conf`."""
     conf = dict(BASE_CONF)
+    # e.g. "-XX:TieredStopAtLevel=1" makes short jobs on small data start faster (tests, demo)
+    extra = os.environ.get("FEATUREPIPE_JVM_OPTS", "").strip()
+    if extra:
+        for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
+            conf[key] = f"{conf[key]} {extra}"
     conf["spark.jars"] = ",".join(jar_paths())
     conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions or _default_shuffle_partitions())
     return conf

@@ -1,31 +1,41 @@
-"""Shared fixtures: one local SparkSession for the whole test session (start-up costs ~9 s)."""
+"""Shared fixtures: one local Delta-enabled SparkSession for the whole test session (start-up ~9 s)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+ROOT = TESTS_DIR.parent
+# `from reference import ...` (the independent pandas reference) and the DAGs' plugins
+sys.path.insert(0, str(TESTS_DIR))
+sys.path.insert(0, str(ROOT / "plugins"))
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    """A local SparkSession in UTC; workers run this interpreter (pyspark 4.2 ignores spark.pyspark.python)."""
+def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FEATUREPIPE_DATA_DIR for in-process tests (integration tests make their own)."""
+    path = tmp_path_factory.mktemp("featurepipe-data")
+    os.environ["FEATUREPIPE_DATA_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark(session_data_dir: Path) -> Iterator[SparkSession]:
+    """The same session builder the jobs use (Delta, UTC, nanosecond handling), on local[2]."""
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
+    os.environ.setdefault("FEATUREPIPE_SPARK_MASTER", "local[2]")
+    os.environ.setdefault("FEATUREPIPE_SHUFFLE_PARTITIONS", "2")
+    from featurepipe.spark import get_spark
 
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("featurepipe-tests")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
+    session = get_spark("featurepipe-tests")
     yield session
     session.stop()

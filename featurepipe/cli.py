@@ -1,0 +1,157 @@
+"""`featurepipe` console script (SPEC §5)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from featurepipe.dates import AsOfRange, parse_date
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="featurepipe", description="Airflow + Spark + Delta + GX + Feast feature pipeline")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write synthetic raw transactions")
+    g.add_argument("--out", required=True, help="raw landing root (local path or s3://bucket/prefix)")
+    g.add_argument("--users", type=int, default=50)
+    g.add_argument("--start", type=parse_date, required=True, help="first event day (YYYY-MM-DD)")
+    g.add_argument("--days", type=int, required=True)
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--dirty", action="store_true", help="add invalid, duplicate, late and edge-of-window rows")
+
+    r = sub.add_parser("run", help="run the daily DAG for one as-of date through Airflow")
+    r.add_argument("--date", type=parse_date, required=True)
+
+    b = sub.add_parser("backfill", help="run the backfill DAG for an as-of range through Airflow")
+    b.add_argument("--start", type=parse_date, required=True)
+    b.add_argument("--end", type=parse_date, required=True)
+
+    t = sub.add_parser("training-set", help="point-in-time correct training set via Feast")
+    t.add_argument("--entities", required=True, help="Parquet or CSV with user_id, event_timestamp, labels...")
+    t.add_argument("--out", required=True, help="output Parquet file")
+    _feature_args(t)
+
+    o = sub.add_parser("online", help="online features, one JSON object per user")
+    o.add_argument("--user-id", action="append", required=True, dest="user_ids")
+    _feature_args(o)
+
+    sub.add_parser("feast-env", help="print shell exports that let the `feast` CLI use feature_repo/")
+    return p
+
+
+def _feature_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--features", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+                       help="comma-separated feature refs (name or view:name)")
+    group.add_argument("--feature-service", help="a Feast feature service name")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from featurepipe.generate import generate
+
+    summary = generate(args.out, users=args.users, start=args.start, days=args.days, seed=args.seed, dirty=args.dirty)
+    print(summary)
+
+
+def _print_run_summary(as_of: AsOfRange) -> None:
+    from featurepipe.reports import read_run_reports, run_dir
+
+    reports = read_run_reports(as_of)
+    raw, feats, pub = reports.get("validate_raw", {}), reports.get("compute_features", {}), reports.get("publish", {})
+    print(f"done: as-of {as_of} ({as_of.days} day{'s' if as_of.days > 1 else ''})")
+    if raw:
+        print(f"  raw rows {raw['raw_rows']}, quarantined {raw['quarantined_rows']} {raw.get('quarantine_reasons', {})}, "
+              f"duplicates dropped {raw['duplicate_rows_dropped']}, clean transactions {raw['clean_transactions']}")
+    if feats:
+        print(f"  feature rows {feats['rows']} for {feats['users']} users ({feats['expiry_rows']} expiry rows)")
+    if pub:
+        print(f"  published to {pub['table']} (latest as-of {pub['latest_as_of']}); materialized to the online store")
+    print(f"  reports: {run_dir(as_of)}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from featurepipe.orchestrator import DAILY_DAG, run_dag
+
+    run_dag(DAILY_DAG, args.date.isoformat())
+    _print_run_summary(AsOfRange(args.date, args.date))
+
+
+def _backfill(args: argparse.Namespace) -> None:
+    from featurepipe.orchestrator import BACKFILL_DAG, run_dag
+
+    as_of = AsOfRange(args.start, args.end)
+    # the run's logical date is the range end: one run per range, reruns of a range are separate runs
+    run_dag(BACKFILL_DAG, as_of.end.isoformat(), conf={"start": as_of.start.isoformat(), "end": as_of.end.isoformat()})
+    _print_run_summary(as_of)
+
+
+def _read_table(path: str):
+    import pandas as pd
+
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"entity file not found: {path}")
+    if file.suffix.lower() == ".csv":
+        return pd.read_csv(file, dtype={"user_id": str})
+    if file.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(file)
+    raise ValueError(f"entity file must be .parquet or .csv: {path}")
+
+
+def _training_set(args: argparse.Namespace) -> None:
+    from featurepipe.feast_store import training_set
+
+    entities = _read_table(args.entities)
+    print(f"[training-set] {len(entities)} entity rows from {args.entities}", flush=True)
+    result = training_set(entities, features=args.features, feature_service=args.feature_service)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.to_parquet(out, index=False)
+    print(f"[training-set] wrote {len(result)} rows x {len(result.columns)} columns to {out}")
+
+
+def _online(args: argparse.Namespace) -> None:
+    from featurepipe.feast_store import online_features
+
+    for row in online_features(args.user_ids, features=args.features, feature_service=args.feature_service):
+        print(json.dumps(row, default=str))
+
+
+def _feast_env(_: argparse.Namespace) -> None:
+    import shlex
+
+    from featurepipe.feast_store import feast_env
+
+    for key, value in feast_env().items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+COMMANDS = {
+    "generate": _generate,
+    "run": _run,
+    "backfill": _backfill,
+    "training-set": _training_set,
+    "online": _online,
+    "feast-env": _feast_env,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("featurepipe: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the user; the DAG/task logs keep the details
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"featurepipe {args.command}: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,397 @@
+"""Great Expectations gates, built from the feature spec (SPEC §2, §3).
+
+Two suites, both generated from `featurepipe.spec` and never hand-listed:
+
+- `transactions_raw` (from `TRANSACTIONS`): run on the rows that passed quarantine, so it is a
+  gate that catches bugs in the quarantine rules; on good data it passes.
+- `user_purchase_features` (from `USER_PURCHASE`): invariants every feature row must satisfy.
+
+The suites are also committed as JSON under `expectations/suites/` so reviewers see what a spec
+change does to them; `python -m featurepipe.quality` regenerates that copy and a unit test keeps
+it equal to the spec. At run time the suites are built from the spec, not read from the JSON:
+the wheel ships `featurepipe/` but not `expectations/`, so a job running from an installed
+package (spark-submit, an Airflow worker) has no repo checkout to read from.
+
+Validation state (the GX file context, validation results, Data Docs) lives under
+`get_settings().gx_dir`, never in the repo. GX on Spark costs one Spark job per metric, so the
+suites stay lean and use `SUMMARY` results (never `COMPLETE`: results must not carry whole rows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from featurepipe.settings import EXPECTATIONS_DIR, get_settings
+from featurepipe.spec import TRANSACTIONS, USER_PURCHASE, FeatureGroup, Op, Source
+
+if TYPE_CHECKING:
+    from great_expectations.checkpoint import Checkpoint
+    from great_expectations.core import ExpectationSuite
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+    from great_expectations.data_context import AbstractDataContext
+    from pyspark.sql import DataFrame
+
+RAW_SUITE = "transactions_raw"
+FEATURE_SUITE = USER_PURCHASE.name
+SUITES_DIR = EXPECTATIONS_DIR / "suites"
+REGENERATE_COMMAND = ".venv/bin/python -m featurepipe.quality"
+# SUMMARY keeps the unexpected counts (COMPLETE would carry whole rows). No sample values:
+# fetching them costs one more Spark job per expectation, which doubled validation time.
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+DATASOURCE_NAME = "featurepipe_spark"
+BATCH_DEFINITION_NAME = "whole_dataframe"
+
+# `avg = sum / count` is rounded, so on real data it exceeds the max by an ulp
+# (13 purchases of 19.99: fsum / 13 > 19.99). A relative tolerance far below any real bug.
+AVG_MAX_RELATIVE_TOLERANCE = 1e-9
+# Upper bound for "finite": in Spark NaN sorts above every number and +inf is above this.
+_FINITE_MAX = sys.float_info.max
+# Aggregations whose value can only grow with the window (a superset of events).
+_MONOTONE_OPS = (Op.COUNT, Op.SUM, Op.MAX)
+_NUMERIC_OPS = (Op.COUNT, Op.SUM, Op.AVG, Op.MAX)
+
+
+# --- suites, built from the spec ---------------------------------------------------------
+
+
+def build_raw_suite(source: Source = TRANSACTIONS, name: str = RAW_SUITE) -> ExpectationSuite:
+    """The gate on raw rows that passed quarantine (SPEC §2)."""
+    import great_expectations.expectations as gxe
+
+    required = source.required
+    expectations: list[gxe.Expectation] = []
+    expectations.append(
+        gxe.ExpectTableColumnsToMatchSet(column_set=[c.name for c in required], exact_match=False)
+    )
+    for column in required:
+        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column.name))
+    for column in required:
+        if column.kind == "string":
+            expectations.append(gxe.ExpectColumnValueLengthsToBeBetween(column=column.name, min_value=1))
+        elif column.kind == "double":
+            # required doubles are amounts: finite and > 0 (SPEC §2)
+            expectations.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=column.name, min_value=0, strict_min=True, max_value=_FINITE_MAX
+                )
+            )
+    return _suite(name, expectations, f"source {source.name!r}")
+
+
+def build_feature_suite(group: FeatureGroup = USER_PURCHASE, name: str | None = None) -> ExpectationSuite:
+    """Invariants of every feature row of `group` (SPEC §3)."""
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
+
+    key, ts = group.join_key, group.source.timestamp_column
+    features = group.features
+    numeric = [f for f in features if f.op in _NUMERIC_OPS]
+    expectations: list[gxe.Expectation] = []
+    expectations.append(
+        gxe.ExpectTableColumnsToMatchSet(column_set=[key, ts, *group.feature_names], exact_match=False)
+    )
+    expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=1))
+    expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=[key, ts]))
+    for column in (key, ts):
+        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column))
+    for f in numeric:
+        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=f.name))
+    for f in numeric:
+        bounds: dict[str, Any] = {"min_value": 0}
+        if f.op != Op.COUNT:
+            bounds["max_value"] = _FINITE_MAX
+        expectations.append(gxe.ExpectColumnValuesToBeBetween(column=f.name, **bounds))
+
+    # A longer window holds a superset of events: 7d <= 30d <= 90d. Exact even for float sums,
+    # as long as the job adds each window's amounts in one order (IEEE rounding is monotone);
+    # a job that sums windows in different orders would need a tolerance here.
+    for agg in group.aggregations:
+        if agg.op not in _MONOTONE_OPS:
+            continue
+        by_window = sorted(agg.features(), key=lambda f: f.window_days)
+        for shorter, longer in zip(by_window, by_window[1:]):
+            expectations.append(
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=longer.name, column_B=shorter.name, or_equal=True
+                )
+            )
+
+    # An average never exceeds the max over the same or a longer window. Column-pair
+    # expectations have no tolerance and the rounded average breaks them on good data, so
+    # this one is a Spark SQL query with a relative tolerance.
+    for avg in (f for f in features if f.op == Op.AVG):
+        maxes = [
+            m for m in features
+            if m.op == Op.MAX and m.column == avg.column and m.window_days >= avg.window_days
+        ]
+        if not maxes:
+            continue
+        mx = min(maxes, key=lambda m: m.window_days)  # the tightest bound
+        expectations.append(
+            gxe.UnexpectedRowsExpectation(
+                description=f"{avg.name} <= {mx.name} (relative tolerance {AVG_MAX_RELATIVE_TOLERANCE:g})",
+                unexpected_rows_query=(
+                    f"SELECT {key}, {ts}, {avg.name}, {mx.name} FROM {{batch}} "
+                    f"WHERE {avg.name} > {mx.name} * (1 + {AVG_MAX_RELATIVE_TOLERANCE!r})"
+                ),
+            )
+        )
+
+    # The mode is null wherever the window has no events. Only this direction holds:
+    # "non-null iff count > 0" is wrong, because a user whose events in the window all have a
+    # null category has count > 0 and, correctly, a null favourite.
+    for mode in (f for f in features if f.op == Op.MODE):
+        counts = [c for c in features if c.op == Op.COUNT and c.window_days == mode.window_days]
+        if counts:
+            expectations.append(
+                gxe.ExpectColumnValuesToBeNull(column=mode.name, row_condition=Column(counts[0].name) == 0)
+            )
+    return _suite(name or group.name, expectations, f"feature group {group.name!r}")
+
+
+def _suite(name: str, expectations: list, built_from: str) -> ExpectationSuite:
+    # Expectations go in through the constructor: in GX 1.24 `suite.add_expectation` needs an
+    # active data context even for an unsaved suite, and building a suite needs none.
+    import great_expectations as gx
+
+    return gx.ExpectationSuite(
+        name=name, expectations=expectations, meta={"built_from": f"featurepipe.spec {built_from}"}
+    )
+
+
+SUITE_BUILDERS: dict[str, Callable[[], ExpectationSuite]] = {
+    RAW_SUITE: build_raw_suite,
+    FEATURE_SUITE: build_feature_suite,
+}
+
+
+def build_suite(name: str) -> ExpectationSuite:
+    """The suite `name`, freshly built from the spec."""
+    try:
+        builder = SUITE_BUILDERS[name]
+    except KeyError:
+        raise KeyError(f"no GX suite {name!r}; known suites: {', '.join(SUITE_BUILDERS)}") from None
+    return builder()
+
+
+def suite_json(suite: ExpectationSuite) -> dict[str, Any]:
+    """The suite as committed JSON: deterministic, so without GX's random ids."""
+    data = suite.to_json_dict()
+    data.pop("id", None)
+    for expectation in data.get("expectations", []):
+        expectation.pop("id", None)
+    return data
+
+
+def render_suite(name: str) -> str:
+    """The exact text of `expectations/suites/<name>.json` the spec generates."""
+    return json.dumps(suite_json(build_suite(name)), indent=2, sort_keys=True) + "\n"
+
+
+def write_suites(directory: Path | str = SUITES_DIR) -> list[Path]:
+    """Write every suite as `<directory>/<suite>.json`; returns the paths written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in SUITE_BUILDERS:
+        path = directory / f"{name}.json"
+        path.write_text(render_suite(name), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+# --- running a suite ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """What one suite said about one DataFrame; `success=False` is for the caller to fail on."""
+
+    suite: str
+    success: bool
+    evaluated: int
+    failed: list[str] = field(default_factory=list)
+    data_docs: str | None = None
+
+    def summary(self) -> str:
+        """A short multi-line text for logs and reports."""
+        if self.success:
+            status = f"passed ({self.evaluated} expectations)"
+        else:
+            status = f"FAILED {len(self.failed)} of {self.evaluated} expectations"
+        lines = [f"GX suite {self.suite}: {status}"]
+        lines += [f"  - {line}" for line in self.failed]
+        if self.data_docs:
+            lines.append(f"  data docs: {self.data_docs}")
+        return "\n".join(lines)
+
+
+def validate_dataframe(df: DataFrame, suite_name: str, run_label: str) -> ValidationOutcome:
+    """Run suite `suite_name` on `df`, keep results and Data Docs under the gx dir; no raise on failure."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    suite = build_suite(suite_name)  # fail fast on an unknown name, before touching Spark
+    gx_dir = get_settings().gx_dir
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    with _gx_dir_lock(gx_dir), _persisted(df):
+        context = _file_context(gx_dir)
+        checkpoint = _checkpoint(context, suite)
+        result = checkpoint.run(
+            batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_label)
+        )
+        docs = _data_docs_index(context)
+    (suite_result,) = result.run_results.values()
+    failed = [_describe_failure(r) for r in suite_result.results if not r.success]
+    return ValidationOutcome(
+        suite=suite_name,
+        success=bool(suite_result.success),
+        evaluated=int(suite_result.statistics["evaluated_expectations"]),
+        failed=failed,
+        data_docs=docs,
+    )
+
+
+def _file_context(gx_dir: Path) -> AbstractDataContext:
+    """The GX file context rooted at `gx_dir`, scaffolded on first use, quiet in task logs."""
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"  # usage statistics off (also in the config below)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", context_root_dir=str(gx_dir))
+    variables = context.variables
+    bars = variables.progress_bars  # a ProgressBarsConfig when fresh, a dict once read back from YAML
+    bars = bars if isinstance(bars, dict) else vars(bars) if bars is not None else {}
+    noisy = bars.get("globally", True) or bars.get("metric_calculations", True)
+    if noisy or variables.analytics_enabled is not False:
+        # a tqdm bar per validation would fill Airflow task logs with carriage returns
+        variables.analytics_enabled = False
+        variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        variables.save()
+    return context
+
+
+def _checkpoint(context: AbstractDataContext, suite: ExpectationSuite) -> Checkpoint:
+    """Suite, data source, asset, batch definition, validation definition, checkpoint: all add-or-update."""
+    import great_expectations as gx
+
+    suite = context.suites.add_or_update(suite)
+    # persist=False: GX would otherwise persist() the batch itself and never unpersist it;
+    # `_persisted` caches the frame for exactly the validation's duration instead.
+    datasource = context.data_sources.add_or_update_spark(name=DATASOURCE_NAME, persist=False)
+    try:
+        asset = datasource.get_asset(suite.name)
+    except LookupError:
+        asset = datasource.add_dataframe_asset(name=suite.name)
+    try:
+        batch_definition = asset.get_batch_definition(BATCH_DEFINITION_NAME)
+    except KeyError:
+        batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
+    validation = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=suite)
+    )
+    return context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=suite.name,
+            validation_definitions=[validation],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+            result_format=dict(RESULT_FORMAT),
+        )
+    )
+
+
+def _data_docs_index(context: AbstractDataContext) -> str | None:
+    """Path of the local Data Docs index.html, if it was built."""
+    for site in context.get_docs_sites_urls():
+        url = site.get("site_url") or ""
+        path = Path(url.removeprefix("file://"))
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def _describe_failure(r: ExpectationValidationResult) -> str:
+    """One human line for a failed expectation, e.g. `expect_...(a, b): 3 of 120 rows unexpected`."""
+    config = r.expectation_config
+    kwargs = config.kwargs
+    columns = [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k)]
+    columns += list(kwargs.get("column_list") or [])
+    custom_sql = config.type == "unexpected_rows_expectation"
+    label = config.description if custom_sql and config.description else config.type
+    head = f"{label}({', '.join(columns)})" if columns else label
+    if kwargs.get("row_condition"):
+        head += f" where {_condition_text(kwargs['row_condition'])}"
+
+    error = _exception_message(r.exception_info or {})
+    if error:
+        return f"{head}: raised {error}"
+    res = r.result or {}
+    if "unexpected_count" in res:
+        return f"{head}: {res['unexpected_count']} of {res.get('element_count')} rows unexpected"
+    missing = ((res.get("details") or {}).get("mismatched") or {}).get("missing")
+    if missing:
+        return f"{head}: missing columns {', '.join(sorted(missing))}"
+    if custom_sql:
+        return f"{head}: {res.get('observed_value')} rows unexpected"
+    return f"{head}: observed {res.get('observed_value')!r}"
+
+
+def _exception_message(info: dict) -> str | None:
+    """First line of the error GX caught, from either shape of `exception_info`."""
+    # flat {"raised_exception": ...} for the expectation, or one such dict per failed metric
+    infos = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for i in infos:
+        if i.get("raised_exception"):
+            message = str(i.get("exception_message") or "unknown error").strip()
+            first = message.splitlines()[0] if message else message
+            return first if len(first) <= 200 else first[:197] + "..."
+    return None
+
+
+def _condition_text(condition: Any) -> str:
+    if isinstance(condition, dict):  # serialized Condition
+        from great_expectations.expectations.row_conditions import deserialize_row_condition
+
+        condition = deserialize_row_condition(condition)
+    return repr(condition) if not isinstance(condition, str) else condition
+
+
+@contextmanager
+def _persisted(df: DataFrame) -> Iterator[None]:
+    """Cache `df` for the validation (one Spark job per metric), unless the caller already did."""
+    if df.storageLevel.useMemory or df.storageLevel.useDisk:
+        yield
+        return
+    df.persist()
+    try:
+        yield
+    finally:
+        df.unpersist()
+
+
+@contextmanager
+def _gx_dir_lock(gx_dir: Path) -> Iterator[None]:
+    """Serialise validations sharing a gx dir: GX rewrites its YAML and the Data Docs index."""
+    import fcntl
+
+    with open(gx_dir / ".featurepipe.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def main() -> None:
+    """Regenerate the committed suite JSON from the spec."""
+    for path in write_suites(SUITES_DIR):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Operators for featurepipe DAGs: every Spark step is a real Spark application (`spark-submit`).
+
+Kept out of `dags/` so DAG files only orchestrate. Nothing here reads the environment at import:
+the master, JARs and data locations are resolved when a task runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+SPARK_CONN_ID = "featurepipe_spark"
+
+# the pipeline's steps, in order; each is jobs/<step>.py
+STEPS = ("validate_raw", "compute_tiles", "compute_features", "validate_features", "publish", "materialize")
+# a failed suite or a bad schema fails the same way on every try: retrying only delays the alert
+DETERMINISTIC_STEPS = {"validate_raw", "validate_features"}
+
+
+class SparkJobOperator(SparkSubmitOperator):
+    """`spark-submit jobs/<job>.py --start S --end E` on the master of `FEATUREPIPE_SPARK_MASTER`."""
+
+    def __init__(self, *, job: str, start: str, end: str, **kwargs: Any) -> None:
+        from featurepipe.settings import JOBS_DIR
+
+        kwargs.setdefault("task_id", job)
+        super().__init__(
+            application=str(JOBS_DIR / f"{job}.py"),
+            conn_id=SPARK_CONN_ID,
+            name=f"featurepipe-{job}",
+            application_args=["--start", start, "--end", end],
+            **kwargs,
+        )
+        self.job = job
+
+    def execute(self, context: Any) -> Any:
+        from featurepipe.settings import get_settings
+        from featurepipe.spark import spark_conf
+
+        settings = get_settings()
+        # an Airflow connection of this id (env or metastore) wins; else the master from settings
+        os.environ.setdefault(
+            f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}",
+            json.dumps({"conn_type": "spark", "host": settings.spark_master}),
+        )
+        venv_bin = str(Path(sys.executable).parent)
+        self.conf = {**spark_conf(), **(self.conf or {})}
+        self.env_vars = {
+            **(self.env_vars or {}),
+            # the driver and the workers run the interpreter that has featurepipe installed
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+            "FEATUREPIPE_DATA_DIR": str(settings.data_dir),
+            "FEATUREPIPE_RAW_URI": settings.raw_uri,
+            "FEATUREPIPE_LAKE_URI": settings.lake_uri,
+            "FEATUREPIPE_ONLINE_STORE": settings.online_store,
+            "FEATUREPIPE_REDIS_URL": settings.redis_url,
+        }
+        return super().execute(context)
+
+
+def pipeline_tasks(start: str, end: str, retries: int = 2) -> list[SparkJobOperator]:
+    """The steps for the as-of range `start..end` (Jinja templates), chained in order."""
+    tasks = []
+    for step in STEPS:
+        task = SparkJobOperator(
+            job=step,
+            start=start,
+            end=end,
+            retries=0 if step in DETERMINISTIC_STEPS else retries,
+            retry_delay=timedelta(minutes=2),
+            retry_exponential_backoff=True,
+        )
+        if tasks:
+            tasks[-1] >> task
+        tasks.append(task)
+    return tasks
