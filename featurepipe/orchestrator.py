@@ -15,10 +15,23 @@ from featurepipe.settings import DAGS_DIR, PROJECT_ROOT, get_settings
 DAILY_DAG = "featurepipe_daily"
 BACKFILL_DAG = "featurepipe_backfill"
 
-# what of Airflow's own log a person running `featurepipe run` wants to see
-_PROGRESS = re.compile(r"^\[(validate_raw|compute_tiles|compute_features|validate_features|publish|materialize|feast)\]"
-                       r"|GX suite|Marking task as|Task instance .* (failed|finished)|state=(success|failed)|ERROR - |Error:|"
-                       r"RawSchemaError|validate_(raw|features): ")
+_STEP_LINE = re.compile(r"\] ((?:\[(?:validate_raw|compute_tiles|compute_features|validate_features|publish|materialize|feast)\]|GX suite|validate_(?:raw|features):|featurepipe).*?)(?: \[airflow[.\w]*\].*)?$")
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
+_TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
+_ERROR = re.compile(r"\[error\s*\] (.*?)(?: \[[\w.]+\] loc=.*)?$")
+
+
+def progress_line(line: str) -> str | None:
+    """The part of an Airflow log line a person running the pipeline wants to see, or None."""
+    if m := _TASK_START.search(line):
+        return f"  -> {m.group(1)}"
+    if m := _TASK_END.search(line):
+        return f"     {m.group(1)} finished"
+    if m := _ERROR.search(line):
+        return f"  !! {m.group(1)[:300]}"
+    if m := _STEP_LINE.search(line):
+        return f"     {m.group(1)[:300]}"
+    return None
 
 
 class PipelineFailed(RuntimeError):
@@ -60,8 +73,9 @@ def _airflow(args: list[str], env: dict[str, str], log: Path | None = None, echo
         assert proc.stdout is not None
         for line in proc.stdout:
             sink.write(line)
-            if echo and _PROGRESS.search(line.strip().split("] ", 1)[-1] if "INFO" in line else line.strip()):
-                print("  " + line.rstrip()[-220:], flush=True)
+            shown = progress_line(line.rstrip()) if echo else None
+            if shown:
+                print(shown, flush=True)
         return proc.wait()
 
 
@@ -78,8 +92,11 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
     marker.touch()
 
 
-def run_dag(dag_id: str, logical_date: str, conf: dict | None = None) -> Path:
-    """One DAG run through `airflow dags test`; raises PipelineFailed (with the log path) unless it succeeds."""
+def run_dag(dag_id: str, logical_date: str, conf: dict | None = None, skip: str | None = None) -> Path:
+    """One DAG run through `airflow dags test`; raises PipelineFailed (with the log path) unless it succeeds.
+
+    `skip` is a regex of task ids marked successful without running (e.g. resume from a step).
+    """
     import json
 
     env = airflow_env()
@@ -90,6 +107,8 @@ def run_dag(dag_id: str, logical_date: str, conf: dict | None = None) -> Path:
     args = ["dags", "test", dag_id, logical_date]
     if conf:
         args[2:2] = ["--conf", json.dumps(conf)]
+    if skip:
+        args[2:2] = ["--mark-success-pattern", skip]
     print(f"[airflow] {dag_id} for {logical_date[:10]}{' ' + json.dumps(conf) if conf else ''} (log: {log})", flush=True)
     rc = _airflow(args, env, log=log, echo=True)
     state = _final_state(log)
@@ -108,5 +127,6 @@ def _first_error(log: Path) -> str:
     for pattern in (r"(RawSchemaError: [^\n]+)", r"(validate_(?:raw|features): [^\n]+)", r"(Task failed[^\n]*)", r"ERROR - ([^\n]+)"):
         found = re.search(pattern, text)
         if found:
-            return found.group(1)[:400]
+            # drop Airflow's logger/location suffix
+            return re.sub(r" \[[\w.]+\](?: \w+=\S+)*\s*$", "", found.group(1))[:400]
     return "see the log"

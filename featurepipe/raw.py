@@ -27,7 +27,10 @@ class RawSchemaError(ValueError):
 @dataclass(frozen=True)
 class ColumnRead:
     name: str
-    how: str  # "as_is" | "cast" | "nanos" | "null"
+    how: str  # "cast" | "nanos" | "null"
+    # the stored type: Spark reads a group of files with one file's schema, so only files that
+    # store every column alike may share a read (an INT64 amount beside a DOUBLE one fails)
+    stored: str = ""
 
 
 def _string_ok(t: pa.DataType) -> bool:
@@ -73,7 +76,7 @@ def plan_file(path: str, schema: pa.Schema, source: Source) -> tuple[ColumnRead,
             raise RawSchemaError(
                 f"raw file {path}: column '{column.name}' has type {arrow_type}, expected {column.kind}"
             )
-        plan.append(ColumnRead(column.name, how))
+        plan.append(ColumnRead(column.name, how, str(arrow_type)))
     return tuple(plan)
 
 
@@ -91,6 +94,18 @@ def plan_files(uri: str, source: Source) -> dict[tuple[ColumnRead, ...], list[st
             raise RawSchemaError(f"raw file {path}: cannot read Parquet schema: {exc}") from exc
         groups.setdefault(plan_file(path, schema, source), []).append(path)
     return groups
+
+
+def _listed_path(spark_path, uri: str):
+    """Spark's `file:/a%20b/x.parquet` or `s3a://…` back to the path as listed (and named in errors)."""
+    from pyspark.sql import functions as F
+
+    decoded = F.url_decode(spark_path)
+    if uri.startswith("s3://"):
+        return F.regexp_replace(decoded, r"^s3a://", "s3://")
+    if "://" in uri:
+        return decoded
+    return F.regexp_replace(decoded, r"^file:(//)?", "")
 
 
 _SPARK_TYPES = {"string": "string", "double": "double", "timestamp": "timestamp"}
@@ -113,13 +128,15 @@ def read_source(spark: SparkSession, uri: str, source: Source) -> tuple[DataFram
             if read.how == "null":
                 column = F.lit(None).cast(spark_type)
             elif read.how == "nanos":
-                # read as INT64 nanoseconds (spark.sql.legacy.parquet.nanosAsLong): keep microseconds
-                column = F.timestamp_micros(F.floor(F.col(read.name) / F.lit(1000)).cast("long"))
+                # read as INT64 nanoseconds (spark.sql.legacy.parquet.nanosAsLong): floor to microseconds
+                # in integer arithmetic (a double cannot hold ns since 1970 to the nanosecond)
+                ns = f"`{read.name}`"
+                column = F.expr(f"timestamp_micros(({ns} - pmod({ns}, 1000)) div 1000)")
             else:
                 # TIMESTAMP_NTZ (tz-naive) casts in the UTC session zone: naive means UTC
                 column = F.col(read.name).cast(spark_type)
             columns.append(column.alias(read.name))
-        columns.append(F.col("_metadata.file_path").alias(SOURCE_FILE))
+        columns.append(_listed_path(F.col("_metadata.file_path"), uri).alias(SOURCE_FILE))
         frames.append(df.select(*columns))
     if not frames:
         return None, 0

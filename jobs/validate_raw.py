@@ -36,9 +36,9 @@ def _rule_checks(source: Source) -> list[tuple[str, Column]]:
     for column in source.required:
         c = F.col(column.name)
         if column.kind == "string":
-            # whitespace-only ids are as empty as "" (README: raw input rules)
+            # whitespace-only ids (tabs, newlines too: F.trim strips only spaces) are as empty as ""
             checks.append((f"{column.name}_missing", c.isNull()))
-            checks.append((f"{column.name}_empty", c.isNotNull() & (F.trim(c) == "")))
+            checks.append((f"{column.name}_empty", c.isNotNull() & c.rlike(r"^\s*$")))
         elif column.kind == "double":
             checks.append((f"{column.name}_missing", c.isNull() | F.isnan(c)))
             finite = c.isNotNull() & ~F.isnan(c)

@@ -18,7 +18,7 @@ Choices where the SPEC is silent (keep in sync with the README):
   (nulls last), then source file, so the result is deterministic.
 - Schema check: required columns must exist; ids/strings must be string (or all-null),
   amount floating point (float32/float64, or all-null), event_timestamp a timestamp of any
-  unit (or all-null). Otherwise `SchemaError` naming file and column.
+  unit (or all-null); integer/decimal amounts are widened to double. Otherwise `SchemaError` naming file and column.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def _is_string(t: pa.DataType) -> bool:
 
 def _check_type(path: Path, name: str, t: pa.DataType) -> None:
     if name == "amount":
-        ok = pa.types.is_floating(t) or pa.types.is_null(t)
+        # README: integer and decimal amounts are accepted and widened to double
+        ok = pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_null(t)
     elif name == "event_timestamp":
         ok = pa.types.is_timestamp(t) or pa.types.is_null(t)
     else:

@@ -1,0 +1,42 @@
+"""Running the `featurepipe` CLI from tests exactly as a user does (a subprocess of the venv's console script)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLI = Path(sys.executable).parent / "featurepipe"
+
+# the backfilled as-of range of the integration tests
+START = dt.date(2025, 3, 1)
+END = dt.date(2025, 3, 31)
+
+
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEATUREPIPE_")}
+    env.update(
+        FEATUREPIPE_DATA_DIR=str(data_dir),
+        FEATUREPIPE_SPARK_MASTER="local[2]",
+        FEATUREPIPE_SHUFFLE_PARTITIONS="2",
+        FEATUREPIPE_JVM_OPTS=os.environ.get("FEATUREPIPE_JVM_OPTS", "-XX:TieredStopAtLevel=1"),
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(data_dir: Path, *args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
+    """`featurepipe ARGS` as a user runs it; output echoed for the test log."""
+    started = time.time()
+    out = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=cli_env(data_dir, **extra_env), timeout=1800)
+    print(f"$ featurepipe {' '.join(args)}  ({time.time() - started:.0f} s, exit {out.returncode})")
+    print(out.stdout[-4000:])
+    print(out.stderr[-4000:], file=sys.stderr)
+    if check:
+        assert out.returncode == 0, f"featurepipe {' '.join(args)} failed: {out.stderr[-2000:]}"
+    return out
+
+

@@ -1,0 +1,229 @@
+"""Layer 3: the whole pipeline through the CLI on `generate --dirty` data (Airflow, Spark, Delta, GX, Feast, Redis).
+
+Tests run in file order and share one data dir: backfill once, then check it every way a user
+reads it, then the gate, then a rerun into a real Redis server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_helpers import END, START, run_cli
+from reference import COUNT_FEATURES, FEATURE_COLUMNS, FLOAT_FEATURES, point_in_time, reference_features
+
+pytestmark = pytest.mark.integration
+KEY = ["user_id", "event_timestamp"]
+
+
+@pytest.fixture(scope="module")
+def expected(workspace: Path) -> pd.DataFrame:
+    """SPEC §3 straight from the raw files, by the independent pandas reference."""
+    return reference_features(workspace / "raw" / "transactions", START, END)
+
+
+@pytest.fixture(scope="module")
+def backfilled(workspace: Path) -> Path:
+    out = run_cli(workspace, "backfill", "--start", START.isoformat(), "--end", END.isoformat())
+    assert "done: as-of 2025-03-01..2025-03-31" in out.stdout
+    assert "quarantined" in out.stdout
+    return workspace
+
+
+def published(spark) -> pd.DataFrame:
+    from featurepipe import lake
+
+    frame = lake.read_table(spark, lake.FEATURES).toPandas()
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"]).dt.tz_localize("UTC")
+    return frame
+
+
+def assert_features_equal(actual: pd.DataFrame, wanted: pd.DataFrame, what: str) -> None:
+    """Same (user, T) rows; counts equal, floats within 1e-9 relative, favourite equal."""
+    merged = wanted.merge(actual, on=KEY, how="outer", suffixes=("_ref", ""), indicator=True)
+    extra = merged[merged["_merge"] != "both"]
+    assert extra.empty, f"{what}: rows only on one side:\n{extra[KEY + ['_merge']].head(20)}"
+    for name in COUNT_FEATURES:
+        bad = merged[merged[name].astype("int64") != merged[f"{name}_ref"].astype("int64")]
+        assert bad.empty, f"{what}: {name} differs:\n{bad[KEY + [name, name + '_ref']].head()}"
+    for name in FLOAT_FEATURES:
+        got, ref = merged[name].astype(float).to_numpy(), merged[f"{name}_ref"].astype(float).to_numpy()
+        ok = np.isclose(got, ref, rtol=1e-9, atol=1e-12)
+        assert ok.all(), f"{what}: {name} differs:\n{merged.loc[~ok, KEY + [name, name + '_ref']].head()}"
+    fav = merged["favorite_category"].where(merged["favorite_category"].notna(), None)
+    fav_ref = merged["favorite_category_ref"].where(merged["favorite_category_ref"].notna(), None)
+    bad = merged[[a != b for a, b in zip(fav, fav_ref)]]
+    assert bad.empty, f"{what}: favorite_category differs:\n{bad[KEY + ['favorite_category', 'favorite_category_ref']].head()}"
+
+
+def latest_rows(features: pd.DataFrame) -> pd.DataFrame:
+    return features.sort_values(KEY).groupby("user_id", as_index=False).tail(1).set_index("user_id")
+
+
+def online(workspace: Path, users: list[str], **env: str) -> dict[str, dict]:
+    args = ["online"] + [a for u in users for a in ("--user-id", u)]
+    out = run_cli(workspace, *args, **env)
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert [r["user_id"] for r in rows] == users
+    return {r["user_id"]: r for r in rows}
+
+
+def assert_online_is_latest(rows: dict[str, dict], wanted: pd.DataFrame) -> None:
+    latest = latest_rows(wanted)
+    for user, row in rows.items():
+        ref = latest.loc[user]
+        for name in FEATURE_COLUMNS:
+            value, want = row[name], ref[name]
+            if name == "favorite_category":
+                assert value == (want if isinstance(want, str) else None), (user, name, value, want)
+            else:
+                assert math.isclose(float(value), float(want), rel_tol=1e-9, abs_tol=1e-12), (user, name, value, want)
+
+
+def test_backfill_matches_the_reference_for_every_user_and_day(backfilled: Path, expected: pd.DataFrame, spark) -> None:
+    table = published(spark)
+    assert not table.duplicated(KEY).any()
+    assert table["event_timestamp"].dt.date.between(START, END).all()
+    assert_features_equal(table, expected, "Delta feature table")
+    # the dirty data exercised the rules: some rows were quarantined, some users expired inside the range
+    assert (expected["transactions_90d"] == 0).any(), "no expiry row in range: pick other generator parameters"
+
+
+def test_quarantine_holds_every_bad_row_with_a_reason(backfilled: Path, spark) -> None:
+    from featurepipe import lake
+    from reference import load_raw, split_valid
+
+    _, invalid = split_valid(load_raw(backfilled / "raw" / "transactions"))
+    quarantined = lake.read_table(spark, lake.QUARANTINE).toPandas()
+    assert len(quarantined) == len(invalid) > 0
+    assert sorted(quarantined["reason"]) == sorted(invalid["reason"])
+    assert quarantined["as_of"].notna().all()
+
+
+def test_training_set_is_point_in_time_correct(backfilled: Path, expected: pd.DataFrame, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    users = sorted(expected["user_id"].unique())
+    n = 60
+    span_us = int(((END - START).days + 1) * 86_400 * 1e6)
+    ts = pd.Timestamp(START, tz="UTC") + pd.to_timedelta(rng.integers(0, span_us, n), unit="us")
+    ts = pd.Series(ts)
+    ts[::4] = ts[::4].dt.floor("D")  # exactly at a midnight: that day's row
+    ts[1::4] = ts[1::4].dt.floor("D") - pd.Timedelta(microseconds=1)  # 1 µs before: the previous day's
+    entities = pd.DataFrame({
+        "user_id": rng.choice(users + ["u9999"], n),  # an unknown user gets nulls
+        "event_timestamp": ts,
+        "label": rng.integers(0, 2, n),
+        "note": [f"row{i}" for i in range(n)],
+    })
+    entities_path, out_path = tmp_path / "entities.parquet", tmp_path / "training.parquet"
+    entities.to_parquet(entities_path, index=False)
+    run_cli(backfilled, "training-set", "--entities", str(entities_path), "--out", str(out_path))
+    result = pd.read_parquet(out_path)
+
+    # entity columns unchanged, in order, then one column per feature named as in SPEC §3
+    assert list(result.columns) == list(entities.columns) + FEATURE_COLUMNS
+    pd.testing.assert_frame_equal(result[entities.columns], entities, check_dtype=False)
+    want = point_in_time(expected, entities)
+    for name in COUNT_FEATURES:
+        assert str(result[name].dtype) == "Int64"
+        pd.testing.assert_series_equal(result[name], want[name].astype("Int64"), check_names=False)
+    for name in FLOAT_FEATURES:
+        np.testing.assert_allclose(result[name].to_numpy(float), want[name].to_numpy(float), rtol=1e-9, equal_nan=True)
+    assert [v if isinstance(v, str) else None for v in result["favorite_category"]] == [
+        v if isinstance(v, str) else None for v in want["favorite_category"]
+    ]
+    assert result.loc[entities["user_id"] == "u9999", "transactions_30d"].isna().all()
+
+
+def test_training_set_with_a_feature_service_and_a_bad_input(backfilled: Path, tmp_path: Path) -> None:
+    entities = pd.DataFrame({"user_id": ["u0001"], "event_timestamp": ["2025-03-15T12:00:00Z"]})
+    entities.to_csv(tmp_path / "e.csv", index=False)
+    run_cli(backfilled, "training-set", "--entities", str(tmp_path / "e.csv"), "--out", str(tmp_path / "t.parquet"),
+            "--feature-service", "user_spend_v1")
+    result = pd.read_parquet(tmp_path / "t.parquet")
+    assert list(result.columns) == ["user_id", "event_timestamp", "transactions_30d", "total_spent_30d",
+                                    "avg_basket_size_30d", "max_purchase_90d"]
+    pd.DataFrame({"customer": ["u0001"]}).to_csv(tmp_path / "bad.csv", index=False)
+    bad = run_cli(backfilled, "training-set", "--entities", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "x.parquet"), check=False)
+    assert bad.returncode != 0
+    assert "user_id" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_online_store_sqlite_serves_the_latest_row(backfilled: Path, expected: pd.DataFrame) -> None:
+    users = sorted(expected["user_id"].unique())[:12]
+    assert_online_is_latest(online(backfilled, users), expected)
+
+
+def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path, expected: pd.DataFrame, spark) -> None:
+    """Break the staged partition of END, rerun the daily DAG from validate_features on: nothing moves."""
+    from pyspark.sql import functions as F
+
+    from featurepipe import lake
+    from featurepipe.orchestrator import PipelineFailed, run_dag
+    from cli_helpers import cli_env
+
+    users = sorted(expected["user_id"].unique())[:12]
+    before_online = online(backfilled, users)
+    before_table = published(spark)
+
+    staged = lake.read_range(spark, lake.STAGED_FEATURES, "as_of_date", END, END)
+    broken = staged.withColumn("transactions_7d", F.col("transactions_30d") + 5).localCheckpoint()
+    lake.replace_partitions(broken, lake.STAGED_FEATURES, "as_of_date", END, END)
+
+    import os
+
+    saved = dict(os.environ)
+    os.environ.update(cli_env(backfilled))
+    try:
+        with pytest.raises(PipelineFailed) as failure:
+            run_dag("featurepipe_daily", END.isoformat(), skip="validate_raw|compute_tiles|compute_features")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert "feature suite failed" in str(failure.value) or "validate_features" in str(failure.value)
+    pd.testing.assert_frame_equal(
+        published(spark).sort_values(KEY, ignore_index=True), before_table.sort_values(KEY, ignore_index=True)
+    )
+    assert online(backfilled, users) == before_online
+
+
+def test_rerun_into_redis_is_idempotent_and_serves_the_latest_row(
+    backfilled: Path, expected: pd.DataFrame, redis_url: str, spark
+) -> None:
+    before = published(spark)
+    run_cli(backfilled, "backfill", "--start", START.isoformat(), "--end", END.isoformat(),
+            FEATUREPIPE_ONLINE_STORE="redis", FEATUREPIPE_REDIS_URL=redis_url)
+    after = published(spark)
+    assert len(after) == len(before) and not after.duplicated(KEY).any()
+    assert_features_equal(after, expected, "after rerun")
+    users = sorted(expected["user_id"].unique())
+    assert_online_is_latest(online(backfilled, users, FEATUREPIPE_ONLINE_STORE="redis", FEATUREPIPE_REDIS_URL=redis_url), expected)
+
+
+def test_a_file_with_a_mistyped_column_fails_the_run_naming_file_and_column(backfilled: Path, spark) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from featurepipe import lake
+
+    folder = backfilled / "raw" / "transactions" / "landing_date=2099-01-01"
+    folder.mkdir(parents=True)
+    bad = folder / "bad.parquet"
+    pq.write_table(pa.table({"transaction_id": ["x1"], "user_id": ["u1"], "amount": ["12.50"],
+                             "event_timestamp": pa.array([dt.datetime(2025, 3, 30)], pa.timestamp("us", "UTC"))}), bad)
+    versions = lake.read_table(spark, lake.FEATURES).count()
+    try:
+        out = run_cli(backfilled, "run", "--date", END.isoformat(), check=False)
+    finally:
+        bad.unlink()
+        folder.rmdir()
+    assert out.returncode != 0
+    message = out.stderr.strip().splitlines()
+    assert len(message) == 1, out.stderr
+    assert str(bad) in message[0] and "'amount'" in message[0]
+    assert lake.read_table(spark, lake.FEATURES).count() == versions
