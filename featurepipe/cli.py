@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--user-id", action="append", required=True, dest="user_ids")
     _feature_args(o)
 
+    sv = sub.add_parser("serve", help="Feast feature server (HTTP) over the online store")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=6566)
+
+    u = sub.add_parser("ui", help="Airflow UI, scheduler and DAG processor on embedded defaults (airflow standalone)")
+    u.add_argument("--port", type=int, default=8080)
+
     sub.add_parser("feast-env", help="print shell exports that let the `feast` CLI use feature_repo/")
     return p
 
@@ -120,6 +127,26 @@ def _online(args: argparse.Namespace) -> None:
         print(json.dumps(row, default=str))
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from featurepipe.feast_store import get_store, require_registry
+
+    require_registry()
+    print(f"[serve] Feast feature server on http://{args.host}:{args.port} (POST /get-online-features)", flush=True)
+    get_store().serve(host=args.host, port=args.port, type_="http", no_access_log=True)
+
+
+def _ui(args: argparse.Namespace) -> None:
+    import os
+
+    from featurepipe.orchestrator import airflow_command, airflow_env, ensure_airflow_db
+
+    env = airflow_env()
+    env["AIRFLOW__API__PORT"] = str(args.port)
+    ensure_airflow_db(env)
+    print(f"[ui] Airflow on http://localhost:{args.port} (login printed below by airflow standalone)", flush=True)
+    os.execve(airflow_command(), [airflow_command(), "standalone"], env)
+
+
 def _feast_env(_: argparse.Namespace) -> None:
     import shlex
 
@@ -135,6 +162,8 @@ COMMANDS = {
     "backfill": _backfill,
     "training-set": _training_set,
     "online": _online,
+    "serve": _serve,
+    "ui": _ui,
     "feast-env": _feast_env,
 }
 

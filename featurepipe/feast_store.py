@@ -49,6 +49,11 @@ def feast_env(settings: Settings | None = None) -> dict[str, str]:
         online = {
             "type": "redis",
             "connection_string": redis_connection_string(settings.redis_url, os.environ.get("REDIS_PASSWORD")),
+            # by default Feast's Redis store drops a write whose event timestamp is not newer than
+            # the stored one, so a corrected row for the same as-of would never arrive; our
+            # materialize window always ends at the newest published as-of, so writing
+            # unconditionally can never move a user back in time
+            "skip_dedup": True,
         }
     else:
         online = {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
@@ -192,11 +197,15 @@ def _utc(series: pd.Series) -> pd.Series:
     return parsed.dt.tz_convert("UTC")
 
 
-def online_features(user_ids: list[str], features: list[str] | None = None, feature_service: str | None = None) -> list[dict]:
-    """The online store's current row for each user, one dict per user, in the order asked."""
-    store = get_store()
+def require_registry() -> None:
     if not Path(feast_env()["FEATUREPIPE_FEAST_REGISTRY"]).exists():
         raise FileNotFoundError("no Feast registry yet: run `featurepipe run` or `featurepipe backfill` first")
+
+
+def online_features(user_ids: list[str], features: list[str] | None = None, feature_service: str | None = None) -> list[dict]:
+    """The online store's current row for each user, one dict per user, in the order asked."""
+    require_registry()
+    store = get_store()
     selection = resolve_features(store, features, feature_service)
     names = _feature_names(store, selection)
     key = USER_PURCHASE.join_key

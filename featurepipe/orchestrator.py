@@ -65,9 +65,14 @@ def airflow_env() -> dict[str, str]:
     return env
 
 
+def airflow_command() -> str:
+    """The `airflow` CLI of our venv."""
+    return str(Path(sys.executable).parent / "airflow")
+
+
 def _airflow(args: list[str], env: dict[str, str], log: Path | None = None, echo: bool = False) -> int:
     """Run the `airflow` CLI of our venv; output goes to `log` (and progress lines to stdout)."""
-    cmd = [str(Path(sys.executable).parent / "airflow"), *args]
+    cmd = [airflow_command(), *args]
     with open(log, "a") if log else open(os.devnull, "w") as sink:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert proc.stdout is not None
