@@ -17,6 +17,10 @@ CLEAN_TRANSACTIONS = "clean/transactions"
 TILES = "tiles/user_purchase_daily"
 STAGED_FEATURES = "staging/user_purchase_features"
 FEATURES = "features/user_purchase_features"
+# bookkeeping of the incremental pipeline (README: "Incremental runs")
+INGESTED_FILES = "bookkeeping/ingested_files"
+DIRTY_DAYS = "bookkeeping/dirty_tile_days"
+PENDING_AS_OF = "bookkeeping/pending_as_of"
 
 
 def table_path(table: str) -> str:
@@ -41,6 +45,31 @@ def read_range(spark: SparkSession, table: str, column: str, first: dt.date, las
     if not table_exists(spark, table):
         raise FileNotFoundError(f"Delta table {table} does not exist at {table_path(table)}: run the steps before this one")
     return read_table(spark, table).where(F.col(column).between(F.lit(first), F.lit(last)))
+
+
+def replace_dates(df: DataFrame, table: str, column: str, dates: list[dt.date]) -> None:
+    """Atomically replace the partitions of exactly `dates` (not necessarily contiguous) with `df`."""
+    if not dates:
+        return
+    listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(set(dates)))
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"{column} IN ({listed})")
+        .partitionBy(column)
+        .save(table_path(table))
+    )
+
+
+def append(df: DataFrame, table: str) -> None:
+    df.write.format("delta").mode("append").save(table_path(table))
+
+
+def delete_where(spark: SparkSession, table: str, condition) -> None:
+    from delta.tables import DeltaTable
+
+    if table_exists(spark, table):
+        DeltaTable.forPath(spark, table_path(table)).delete(condition)
 
 
 def replace_partitions(df: DataFrame, table: str, column: str, first: dt.date, last: dt.date) -> None:

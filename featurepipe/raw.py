@@ -80,11 +80,10 @@ def plan_file(path: str, schema: pa.Schema, source: Source) -> tuple[ColumnRead,
     return tuple(plan)
 
 
-def plan_files(uri: str, source: Source) -> dict[tuple[ColumnRead, ...], list[str]]:
-    """Every Parquet file under `uri`, checked and grouped by read plan (nothing is read yet)."""
+def plan_files(files: list[str], source: Source) -> dict[tuple[ColumnRead, ...], list[str]]:
+    """Parquet files checked and grouped by read plan (nothing is read yet)."""
     import pyarrow.parquet as pq
 
-    files = list_parquet_files(uri)
     groups: dict[tuple[ColumnRead, ...], list[str]] = {}
     for path in files:
         fs, inner = filesystem(path)
@@ -111,13 +110,18 @@ def _listed_path(spark_path, uri: str):
 _SPARK_TYPES = {"string": "string", "double": "double", "timestamp": "timestamp"}
 
 
-def read_source(spark: SparkSession, uri: str, source: Source) -> tuple[DataFrame | None, int]:
-    """All raw rows under `uri` in the contract's types plus `source_file`; (None, 0) if there are no files."""
+def read_source(
+    spark: SparkSession, uri: str, source: Source, files: list[str] | None = None
+) -> tuple[DataFrame | None, int]:
+    """Raw rows (of `files`, default every file under `uri`) in the contract's types plus `source_file`.
+
+    Every file's schema is checked before anything is read; (None, 0) if there are no files.
+    """
     from functools import reduce
 
     from pyspark.sql import functions as F
 
-    groups = plan_files(uri, source)
+    groups = plan_files(list_parquet_files(uri) if files is None else files, source)
     kinds = {c.name: c.kind for c in source.columns}
     frames = []
     for plan, files in groups.items():

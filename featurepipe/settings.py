@@ -42,6 +42,7 @@ class Settings:
     online_store: str
     redis_url: str
     spark_master: str
+    late_lookback_days: int
 
     # --- locations derived from the roots, defined once -------------------
     @property
@@ -82,7 +83,19 @@ def get_settings() -> Settings:
         online_store=online,
         redis_url=_env("FEATUREPIPE_REDIS_URL", "redis://localhost:6379/0"),
         spark_master=_env("FEATUREPIPE_SPARK_MASTER", "local[*]"),
+        late_lookback_days=_non_negative_int("FEATUREPIPE_LATE_LOOKBACK_DAYS", 30),
     )
+
+
+def _non_negative_int(name: str, default: int) -> int:
+    text = _env(name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of days, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
 
 
 def _normalise_uri(uri: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import os
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 
@@ -34,8 +36,15 @@ def filesystem(uri: str):
     return fs.LocalFileSystem(), os.path.abspath(uri)
 
 
-def list_parquet_files(uri: str) -> list[str]:
-    """Every `*.parquet` file below `uri`, recursively, as URIs in the same scheme, sorted."""
+@dataclass(frozen=True)
+class FileInfo:
+    path: str  # a URI in the scheme of the listed root
+    size: int
+    modified: datetime.datetime | None  # UTC
+
+
+def list_parquet_file_info(uri: str) -> list[FileInfo]:
+    """Every `*.parquet` file below `uri`, recursively (skipping `_`/`.` names), sorted by path."""
     from pyarrow import fs
 
     filesystem_, root = filesystem(uri)
@@ -43,14 +52,23 @@ def list_parquet_files(uri: str) -> list[str]:
     if info.type == fs.FileType.NotFound:
         return []
     selector = fs.FileSelector(root, recursive=True)
-    paths = sorted(
-        i.path
+    prefix = f"{urlparse(uri).scheme}://" if is_s3(uri) else ""
+    found = [
+        FileInfo(prefix + i.path, i.size, _utc(i.mtime))
         for i in filesystem_.get_file_info(selector)
         if i.type == fs.FileType.File
         and i.path.endswith(".parquet")
         and not any(part.startswith(("_", ".")) for part in i.path[len(root):].split("/"))
-    )
-    if is_s3(uri):
-        scheme = urlparse(uri).scheme
-        return [f"{scheme}://{p}" for p in paths]
-    return paths
+    ]
+    return sorted(found, key=lambda f: f.path)
+
+
+def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value.astimezone(datetime.timezone.utc)
+
+
+def list_parquet_files(uri: str) -> list[str]:
+    """Every `*.parquet` file below `uri`, recursively, as URIs in the same scheme, sorted."""
+    return [f.path for f in list_parquet_file_info(uri)]

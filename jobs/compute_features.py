@@ -94,33 +94,68 @@ def features_from_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: 
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def plan_span(as_of, pending: list[dt.date], lookback_days: int) -> tuple:
+    """(dates to compute, stale dates left for a backfill).
+
+    The run's range, extended back to every pending (stale, published) as-of date within
+    `lookback_days` before its end. Pending dates after the range wait for a later run.
+    """
+    from featurepipe.dates import AsOfRange
+
+    horizon = as_of.end - dt.timedelta(days=lookback_days)
+    repair = [d for d in pending if horizon <= d < as_of.start]
+    too_old = [d for d in pending if d < horizon and d < as_of.start]
+    return AsOfRange(min([as_of.start, *repair]), as_of.end), too_old
+
+
+def stage_features(spark, as_of, lookback_days: int) -> tuple:
+    """Compute and stage the rows of the run's span; returns (span, step report)."""
     from pyspark.sql import functions as F
 
-    from featurepipe import lake
-    from featurepipe.dates import range_from_args, range_parser
-    from featurepipe.reports import write_step_report
-    from featurepipe.spark import get_spark
+    from featurepipe import bookkeeping, lake
     from featurepipe.spec import USER_PURCHASE
     from jobs.compute_tiles import tile_dates
+
+    span, too_old = plan_span(as_of, bookkeeping.pending_as_of(spark), lookback_days)
+    first, last = tile_dates(span.start, span.end, USER_PURCHASE)
+    tiles = lake.read_range(spark, lake.TILES, EVENT_DATE, first, last)
+    features = features_from_tiles(tiles, span.start, span.end, USER_PURCHASE).cache()
+    lake.replace_partitions(features, lake.STAGED_FEATURES, AS_OF_DATE, span.start, span.end)
+    count = next(f for f in USER_PURCHASE.features if f.op is Op.COUNT and f.window_days == USER_PURCHASE.max_window_days)
+    stats = features.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.countDistinct(USER_PURCHASE.join_key).alias("users"),
+        F.sum(F.when(F.col(count.name) == 0, 1).otherwise(0)).alias("expiry_rows"),
+    ).first()
+    report = {
+        "span": str(span),
+        "rows": stats["rows"],
+        "users": stats["users"],
+        "expiry_rows": stats["expiry_rows"] or 0,
+        "repaired_as_of_days": (as_of.start - span.start).days,
+        "staged": lake.STAGED_FEATURES,
+    }
+    if too_old:
+        # late data older than the lookback: reported with the command that repairs it
+        report["stale_as_of_not_repaired"] = len(too_old)
+        report["repair_with"] = f"featurepipe backfill --start {too_old[0]} --end {too_old[-1]}"
+        print(f"[compute_features] WARNING: {len(too_old)} published as-of dates ({too_old[0]}..{too_old[-1]}) "
+              f"are stale from late data older than the {lookback_days}-day lookback; run: {report['repair_with']}")
+    return span, report
+
+
+def main(argv: list[str] | None = None) -> int:
+    from featurepipe.dates import range_from_args, range_parser
+    from featurepipe.reports import write_span, write_step_report
+    from featurepipe.settings import get_settings
+    from featurepipe.spark import get_spark
 
     parser = range_parser(__doc__.splitlines()[0])
     as_of = range_from_args(parser, parser.parse_args(argv))
     spark = get_spark(f"featurepipe-compute-features-{as_of.label}")
-    first, last = tile_dates(as_of.start, as_of.end, USER_PURCHASE)
-    tiles = lake.read_range(spark, lake.TILES, EVENT_DATE, first, last)
-    features = features_from_tiles(tiles, as_of.start, as_of.end, USER_PURCHASE).cache()
-    lake.replace_partitions(features, lake.STAGED_FEATURES, AS_OF_DATE, as_of.start, as_of.end)
-    stats = features.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.countDistinct(USER_PURCHASE.join_key).alias("users"),
-        F.sum(F.when(F.col(f"transactions_{USER_PURCHASE.max_window_days}d") == 0, 1).otherwise(0)).alias("expiry_rows"),
-    ).first()
-    write_step_report(
-        "compute_features",
-        as_of,
-        {"rows": stats["rows"], "users": stats["users"], "expiry_rows": stats["expiry_rows"] or 0, "staged": lake.STAGED_FEATURES},
-    )
+    span, report = stage_features(spark, as_of, get_settings().late_lookback_days)
+    write_span(as_of, span)
+    write_step_report("compute_features", as_of, report)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""compute_tiles: clean transactions -> daily partial aggregates per entity (one tile per user per event day).
+"""compute_tiles: rebuild the daily partial aggregates (one tile per user per event day) of every changed day.
 
 Windows of whole UTC days are sums (or maxima, or merged counts) of daily tiles, so features
 never rescan raw events. Which statistics a tile keeps is derived from the feature spec.
@@ -71,28 +71,50 @@ def tile_dates(first_as_of: dt.date, last_as_of: dt.date, group: FeatureGroup) -
     return first_as_of - dt.timedelta(days=group.row_horizon_days), last_as_of - dt.timedelta(days=1)
 
 
-def main(argv: list[str] | None = None) -> int:
+def affected_as_of(days: list[dt.date], group: FeatureGroup) -> list[dt.date]:
+    """As-of dates whose rows read a tile of one of `days`: T with 1 <= T - d <= horizon."""
+    return sorted({d + dt.timedelta(days=k) for d in days for k in range(1, group.row_horizon_days + 1)})
+
+
+def rebuild_tiles(spark, label: str) -> dict:
+    """Rebuild the tiles of every dirty event day (whatever run marked it); returns the step report.
+
+    Published as-of dates that read a rebuilt tile are marked pending, for compute_features to
+    repair. Only days that changed are read: the cost follows the landing, not the history.
+    """
     from pyspark.sql import functions as F
 
-    from featurepipe import lake
+    from featurepipe import bookkeeping, lake
+    from featurepipe.spec import USER_PURCHASE
+
+    marks = bookkeeping.dirty_days(spark)
+    days = sorted({d for d, _ in marks})
+    if not days:
+        return {"rebuilt_days": 0, "tiles": 0, "pending_as_of_marked": 0}
+    events = lake.read_table(spark, lake.CLEAN_TRANSACTIONS).where(F.col(EVENT_DATE).isin(days)).drop(EVENT_DATE)
+    tiles = build_tiles(events, USER_PURCHASE).cache()
+    lake.replace_dates(tiles, lake.TILES, EVENT_DATE, days)
+    latest = bookkeeping.latest_published(spark)
+    stale = [t for t in affected_as_of(days, USER_PURCHASE) if latest is not None and t <= latest]
+    bookkeeping.mark_pending_as_of(spark, stale, label)
+    bookkeeping.clear_dirty_days(spark, marks)
+    return {
+        "rebuilt_days": len(days),
+        "rebuilt_day_range": f"{days[0]}..{days[-1]}",
+        "tiles": tiles.count(),
+        "pending_as_of_marked": len(stale),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
     from featurepipe.dates import range_from_args, range_parser
     from featurepipe.reports import write_step_report
     from featurepipe.spark import get_spark
-    from featurepipe.spec import USER_PURCHASE
 
     parser = range_parser(__doc__.splitlines()[0])
     as_of = range_from_args(parser, parser.parse_args(argv))
     spark = get_spark(f"featurepipe-compute-tiles-{as_of.label}")
-    first, last = tile_dates(as_of.start, as_of.end, USER_PURCHASE)
-    events = lake.read_range(spark, lake.CLEAN_TRANSACTIONS, EVENT_DATE, first, last).drop(EVENT_DATE)
-    tiles = build_tiles(events, USER_PURCHASE).cache()
-    lake.replace_partitions(tiles, lake.TILES, EVENT_DATE, first, last)
-    stats = tiles.agg(F.count(F.lit(1)).alias("tiles"), F.countDistinct(USER_PURCHASE.join_key).alias("users")).first()
-    write_step_report(
-        "compute_tiles",
-        as_of,
-        {"tile_days": f"{first}..{last}", "tiles": stats["tiles"], "users": stats["users"]},
-    )
+    write_step_report("compute_tiles", as_of, rebuild_tiles(spark, as_of.label))
     return 0
 
 

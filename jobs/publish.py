@@ -1,32 +1,35 @@
-"""publish: copy the validated staged partitions of the run's range into the feature table (replacing them)."""
+"""publish: copy the validated staged partitions of the run's span into the feature table (replacing them)."""
 
 from __future__ import annotations
 
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
-    from pyspark.sql import functions as F
-
-    from featurepipe import lake
-    from featurepipe.dates import range_from_args, range_parser
-    from featurepipe.reports import write_step_report
-    from featurepipe.spark import get_spark
+def publish(spark, span) -> dict:
+    """Replace the span's partitions of the feature table with the staged rows; clear their pending marks."""
+    from featurepipe import bookkeeping, lake
     from jobs.compute_features import AS_OF_DATE
+
+    staged = lake.read_range(spark, lake.STAGED_FEATURES, AS_OF_DATE, span.start, span.end).cache()
+    lake.replace_partitions(staged, lake.FEATURES, AS_OF_DATE, span.start, span.end)
+    bookkeeping.clear_pending_as_of(spark, span.start, span.end)
+    return {
+        "span": str(span),
+        "rows": staged.count(),
+        "table": lake.FEATURES,
+        "latest_as_of": str(bookkeeping.latest_published(spark)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from featurepipe.dates import range_from_args, range_parser
+    from featurepipe.reports import read_span, write_step_report
+    from featurepipe.spark import get_spark
 
     parser = range_parser(__doc__.splitlines()[0])
     as_of = range_from_args(parser, parser.parse_args(argv))
     spark = get_spark(f"featurepipe-publish-{as_of.label}")
-    staged = lake.read_range(spark, lake.STAGED_FEATURES, AS_OF_DATE, as_of.start, as_of.end)
-    lake.replace_partitions(staged, lake.FEATURES, AS_OF_DATE, as_of.start, as_of.end)
-    published = lake.read_range(spark, lake.FEATURES, AS_OF_DATE, as_of.start, as_of.end)
-    days = published.select(AS_OF_DATE).distinct().count()
-    write_step_report(
-        "publish",
-        as_of,
-        {"rows": published.count(), "as_of_days_with_rows": days, "table": lake.FEATURES,
-         "latest_as_of": str(lake.read_table(spark, lake.FEATURES).agg(F.max(AS_OF_DATE)).first()[0])},
-    )
+    write_step_report("publish", as_of, publish(spark, read_span(as_of)))
     return 0
 
 

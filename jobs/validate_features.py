@@ -9,7 +9,7 @@ def main(argv: list[str] | None = None) -> int:
     from featurepipe import lake
     from featurepipe.dates import range_from_args, range_parser
     from featurepipe.quality import validate_dataframe
-    from featurepipe.reports import write_step_report
+    from featurepipe.reports import read_span, write_step_report
     from featurepipe.spark import get_spark
     from featurepipe.spec import USER_PURCHASE
     from jobs.compute_features import AS_OF_DATE
@@ -17,12 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = range_parser(__doc__.splitlines()[0])
     as_of = range_from_args(parser, parser.parse_args(argv))
     spark = get_spark(f"featurepipe-validate-features-{as_of.label}")
-    staged = lake.read_range(spark, lake.STAGED_FEATURES, AS_OF_DATE, as_of.start, as_of.end).drop(AS_OF_DATE)
+    span = read_span(as_of)  # the range plus late-data repairs, as compute_features staged it
+    staged = lake.read_range(spark, lake.STAGED_FEATURES, AS_OF_DATE, span.start, span.end).drop(AS_OF_DATE)
     outcome = validate_dataframe(staged, USER_PURCHASE.name, f"features-{as_of.label}")
     write_step_report(
         "validate_features",
         as_of,
-        {"success": outcome.success, "evaluated": outcome.evaluated, "failed": outcome.failed, "data_docs": outcome.data_docs},
+        {"span": str(span), "success": outcome.success, "evaluated": outcome.evaluated, "failed": outcome.failed, "data_docs": outcome.data_docs},
     )
     print(outcome.summary())
     if not outcome.success:

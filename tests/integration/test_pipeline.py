@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import END, START, run_cli
+from compare import KEY, assert_features_equal, published
 from reference import COUNT_FEATURES, FEATURE_COLUMNS, FLOAT_FEATURES, point_in_time, reference_features
 
 pytestmark = pytest.mark.integration
-KEY = ["user_id", "event_timestamp"]
 
 
 @pytest.fixture(scope="module")
@@ -33,32 +33,6 @@ def backfilled(workspace: Path) -> Path:
     assert "done: as-of 2025-03-01..2025-03-31" in out.stdout
     assert "quarantined" in out.stdout
     return workspace
-
-
-def published(spark) -> pd.DataFrame:
-    from featurepipe import lake
-
-    frame = lake.read_table(spark, lake.FEATURES).toPandas()
-    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"]).dt.tz_localize("UTC")
-    return frame
-
-
-def assert_features_equal(actual: pd.DataFrame, wanted: pd.DataFrame, what: str) -> None:
-    """Same (user, T) rows; counts equal, floats within 1e-9 relative, favourite equal."""
-    merged = wanted.merge(actual, on=KEY, how="outer", suffixes=("_ref", ""), indicator=True)
-    extra = merged[merged["_merge"] != "both"]
-    assert extra.empty, f"{what}: rows only on one side:\n{extra[KEY + ['_merge']].head(20)}"
-    for name in COUNT_FEATURES:
-        bad = merged[merged[name].astype("int64") != merged[f"{name}_ref"].astype("int64")]
-        assert bad.empty, f"{what}: {name} differs:\n{bad[KEY + [name, name + '_ref']].head()}"
-    for name in FLOAT_FEATURES:
-        got, ref = merged[name].astype(float).to_numpy(), merged[f"{name}_ref"].astype(float).to_numpy()
-        ok = np.isclose(got, ref, rtol=1e-9, atol=1e-12)
-        assert ok.all(), f"{what}: {name} differs:\n{merged.loc[~ok, KEY + [name, name + '_ref']].head()}"
-    fav = merged["favorite_category"].where(merged["favorite_category"].notna(), None)
-    fav_ref = merged["favorite_category_ref"].where(merged["favorite_category_ref"].notna(), None)
-    bad = merged[[a != b for a, b in zip(fav, fav_ref)]]
-    assert bad.empty, f"{what}: favorite_category differs:\n{bad[KEY + ['favorite_category', 'favorite_category_ref']].head()}"
 
 
 def latest_rows(features: pd.DataFrame) -> pd.DataFrame:

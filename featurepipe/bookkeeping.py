@@ -1,0 +1,109 @@
+"""State of the incremental pipeline, in small Delta tables beside the data (README: "Incremental runs").
+
+- `ingested_files`: every raw file already read (path, size, modification time). A file is read
+  once; a re-delivered file (new size or time) is read again and deduplicated like any landing.
+- `dirty_tile_days`: event days whose tiles must be rebuilt because a landing changed their events.
+- `pending_as_of`: published as-of dates whose rows are stale because a tile under them changed.
+
+Each step consumes what it finished and leaves the rest, so a failed run is repaired by the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from featurepipe import lake
+from featurepipe.storage import FileInfo
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def ingested_files(spark: SparkSession) -> set[tuple[str, int, int]]:
+    if not lake.table_exists(spark, lake.INGESTED_FILES):
+        return set()
+    rows = lake.read_table(spark, lake.INGESTED_FILES).select("file", "size", "modified_us").collect()
+    return {(r["file"], r["size"], r["modified_us"]) for r in rows}
+
+
+def _identity(f: FileInfo) -> tuple[str, int, int]:
+    # epoch microseconds, not a timestamp: Python datetimes from Spark are in the local zone
+    modified = round(f.modified.timestamp() * 1_000_000) if f.modified else -1
+    return (f.path, f.size, modified)
+
+
+def new_files(spark: SparkSession, listed: list[FileInfo]) -> list[FileInfo]:
+    """Files not yet ingested (or changed since: other size or modification time)."""
+    seen = ingested_files(spark)
+    return [f for f in listed if _identity(f) not in seen]
+
+
+def record_ingested(spark: SparkSession, files: list[FileInfo], as_of: dt.date) -> None:
+    if not files:
+        return
+    from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
+
+    schema = StructType([
+        StructField("file", StringType(), False),
+        StructField("size", LongType(), False),
+        StructField("modified_us", LongType(), False),
+        StructField("ingested_as_of", DateType(), False),
+    ])
+    rows = [(*_identity(f), as_of) for f in files]
+    lake.append(spark.createDataFrame(rows, schema), lake.INGESTED_FILES)
+
+
+def _date_rows(spark: SparkSession, column: str, dates: list[dt.date], label: str):
+    from pyspark.sql.types import DateType, StringType, StructField, StructType
+
+    schema = StructType([StructField(column, DateType(), False), StructField("marked_by", StringType(), False)])
+    return spark.createDataFrame([(d, label) for d in sorted(set(dates))], schema)
+
+
+def mark_dirty_days(spark: SparkSession, days: list[dt.date], label: str) -> None:
+    if days:
+        lake.append(_date_rows(spark, "event_date", days, label), lake.DIRTY_DAYS)
+
+
+def dirty_days(spark: SparkSession) -> list[tuple[dt.date, str]]:
+    if not lake.table_exists(spark, lake.DIRTY_DAYS):
+        return []
+    return sorted({(r["event_date"], r["marked_by"]) for r in lake.read_table(spark, lake.DIRTY_DAYS).collect()})
+
+
+def clear_dirty_days(spark: SparkSession, done: list[tuple[dt.date, str]]) -> None:
+    """Forget exactly the marks that were rebuilt (a mark added meanwhile by another run stays)."""
+    from pyspark.sql import functions as F
+
+    if not done:
+        return
+    condition = F.lit(False)
+    for day, label in done:
+        condition = condition | ((F.col("event_date") == F.lit(day)) & (F.col("marked_by") == F.lit(label)))
+    lake.delete_where(spark, lake.DIRTY_DAYS, condition)
+
+
+def mark_pending_as_of(spark: SparkSession, dates: list[dt.date], label: str) -> None:
+    if dates:
+        lake.append(_date_rows(spark, "as_of_date", dates, label), lake.PENDING_AS_OF)
+
+
+def pending_as_of(spark: SparkSession) -> list[dt.date]:
+    if not lake.table_exists(spark, lake.PENDING_AS_OF):
+        return []
+    return sorted({r["as_of_date"] for r in lake.read_table(spark, lake.PENDING_AS_OF).select("as_of_date").collect()})
+
+
+def clear_pending_as_of(spark: SparkSession, first: dt.date, last: dt.date) -> None:
+    from pyspark.sql import functions as F
+
+    lake.delete_where(spark, lake.PENDING_AS_OF, F.col("as_of_date").between(F.lit(first), F.lit(last)))
+
+
+def latest_published(spark: SparkSession) -> dt.date | None:
+    from pyspark.sql import functions as F
+
+    if not lake.table_exists(spark, lake.FEATURES):
+        return None
+    return lake.read_table(spark, lake.FEATURES).agg(F.max("as_of_date")).first()[0]

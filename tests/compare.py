@@ -1,0 +1,37 @@
+"""Comparing a feature table with the independent reference (tests/reference.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from reference import COUNT_FEATURES, FLOAT_FEATURES
+
+KEY = ["user_id", "event_timestamp"]
+
+
+def published(spark) -> pd.DataFrame:
+    from featurepipe import lake
+
+    frame = lake.read_table(spark, lake.FEATURES).toPandas()
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"]).dt.tz_localize("UTC")
+    return frame
+
+
+def assert_features_equal(actual: pd.DataFrame, wanted: pd.DataFrame, what: str) -> None:
+    """Same (user, T) rows; counts equal, floats within 1e-9 relative, favourite equal."""
+    merged = wanted.merge(actual, on=KEY, how="outer", suffixes=("_ref", ""), indicator=True)
+    extra = merged[merged["_merge"] != "both"]
+    assert extra.empty, f"{what}: rows only on one side:\n{extra[KEY + ['_merge']].head(20)}"
+    for name in COUNT_FEATURES:
+        bad = merged[merged[name].astype("int64") != merged[f"{name}_ref"].astype("int64")]
+        assert bad.empty, f"{what}: {name} differs:\n{bad[KEY + [name, name + '_ref']].head()}"
+    for name in FLOAT_FEATURES:
+        got, ref = merged[name].astype(float).to_numpy(), merged[f"{name}_ref"].astype(float).to_numpy()
+        ok = np.isclose(got, ref, rtol=1e-9, atol=1e-12)
+        assert ok.all(), f"{what}: {name} differs:\n{merged.loc[~ok, KEY + [name, name + '_ref']].head()}"
+    fav = merged["favorite_category"].where(merged["favorite_category"].notna(), None)
+    fav_ref = merged["favorite_category_ref"].where(merged["favorite_category_ref"].notna(), None)
+    bad = merged[[a != b for a, b in zip(fav, fav_ref)]]
+    assert bad.empty, f"{what}: favorite_category differs:\n{bad[KEY + ['favorite_category', 'favorite_category_ref']].head()}"
+
+
