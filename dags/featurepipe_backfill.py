@@ -39,11 +39,10 @@ from featurepipe_operators import pipeline_tasks
 def featurepipe_backfill() -> None:
     @task(retries=0)
     def check_range(params: dict | None = None) -> str:
-        """Fail fast on an empty or reversed range, before any Spark application starts."""
-        from featurepipe.dates import AsOfRange, parse_date
+        """Fail fast on a reversed range or one past the landed data, before any Spark application starts."""
+        from featurepipe.backfill_range import check_backfill_range
 
-        as_of = AsOfRange(parse_date(params["start"]), parse_date(params["end"]))
-        return f"{as_of} ({as_of.days} as-of dates)"
+        return check_backfill_range(params["start"], params["end"])
 
     steps = pipeline_tasks(start="{{ params.start }}", end="{{ params.end }}")
     check_range() >> steps[0]

@@ -67,13 +67,21 @@ def _print_run_summary(as_of: AsOfRange) -> None:
     from featurepipe.reports import read_run_reports, run_dir
 
     reports = read_run_reports(as_of)
-    raw, feats, pub = reports.get("validate_raw", {}), reports.get("compute_features", {}), reports.get("publish", {})
+    raw, tiles = reports.get("validate_raw", {}), reports.get("compute_tiles", {})
+    feats, pub = reports.get("compute_features", {}), reports.get("publish", {})
     print(f"done: as-of {as_of} ({as_of.days} day{'s' if as_of.days > 1 else ''})")
     if raw:
-        print(f"  raw rows {raw['raw_rows']}, quarantined {raw['quarantined_rows']} {raw.get('quarantine_reasons', {})}, "
-              f"duplicates dropped {raw['duplicate_rows_dropped']}, clean transactions {raw['clean_transactions']}")
+        print(f"  landings: {raw['new_files']} new of {raw['files']} files, {raw['raw_rows']} raw rows, "
+              f"quarantined {raw['quarantined_rows']} {raw.get('quarantine_reasons') or ''}, "
+              f"duplicates dropped {raw['duplicate_rows_dropped']}, new or corrected events {raw['new_or_corrected_events']}")
+    if tiles:
+        print(f"  tiles rebuilt for {tiles['rebuilt_days']} event days")
     if feats:
-        print(f"  feature rows {feats['rows']} for {feats['users']} users ({feats['expiry_rows']} expiry rows)")
+        print(f"  feature rows {feats['rows']} for {feats['users']} users over {feats['span']} "
+              f"({feats['expiry_rows']} expiry rows, {feats['repaired_as_of_days']} earlier as-of days repaired for late data)")
+        if feats.get("stale_as_of_not_repaired"):
+            print(f"  WARNING: {feats['stale_as_of_not_repaired']} published as-of dates are stale from late data older "
+                  f"than the look-back; repair with: {feats['repair_with']}")
     if pub:
         print(f"  published to {pub['table']} (latest as-of {pub['latest_as_of']}); materialized to the online store")
     print(f"  reports: {run_dir(as_of)}")
@@ -89,7 +97,10 @@ def _run(args: argparse.Namespace) -> None:
 def _backfill(args: argparse.Namespace) -> None:
     from featurepipe.orchestrator import BACKFILL_DAG, run_dag
 
+    from featurepipe.backfill_range import check_backfill_range
+
     as_of = AsOfRange(args.start, args.end)
+    print(f"[backfill] {check_backfill_range(args.start.isoformat(), args.end.isoformat())}", flush=True)
     # the run's logical date is the range end: one run per range, reruns of a range are separate runs
     run_dag(BACKFILL_DAG, as_of.end.isoformat(), conf={"start": as_of.start.isoformat(), "end": as_of.end.isoformat()})
     _print_run_summary(as_of)

@@ -94,6 +94,9 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
     print(f"[airflow] initialising the metadata database under {home}", flush=True)
     if _airflow(["db", "migrate"], env, log=home / "db-migrate.log") != 0:
         raise PipelineFailed(f"airflow db migrate failed: see {home / 'db-migrate.log'}")
+    pool = ["pools", "set", "featurepipe_spark", "1", "featurepipe Spark steps: one at a time (shared Delta tables)"]
+    if _airflow(pool, env, log=home / "db-migrate.log") != 0:
+        raise PipelineFailed(f"creating the featurepipe_spark pool failed: see {home / 'db-migrate.log'}")
     marker.touch()
 
 

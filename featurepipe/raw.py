@@ -7,6 +7,7 @@ contract's types before the union, so a nanosecond landing never crashes a run.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -146,3 +147,31 @@ def read_source(
         return None, 0
     n_files = sum(len(f) for f in groups.values())
     return reduce(lambda a, b: a.unionByName(b), frames), n_files
+
+
+def latest_event_date(uri: str, source: Source) -> dt.date | None:
+    """The newest event day in the landing zone, from Parquet footer statistics (no data read).
+
+    None when no file carries statistics for the timestamp column: then nothing can be said.
+    """
+    import pyarrow.parquet as pq
+
+    latest: dt.datetime | None = None
+    for path in list_parquet_files(uri):
+        fs, inner = filesystem(path)
+        metadata = pq.ParquetFile(inner, filesystem=fs).metadata
+        schema = metadata.schema.to_arrow_schema()
+        index = schema.get_field_index(source.timestamp_column)
+        if index < 0:
+            continue
+        for g in range(metadata.num_row_groups):
+            stats = metadata.row_group(g).column(index).statistics
+            if stats is None or not stats.has_min_max:
+                continue
+            value = stats.max
+            if isinstance(value, int):  # nanoseconds surface as int
+                value = dt.datetime.fromtimestamp(value / 1e9, tz=dt.timezone.utc)
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=dt.timezone.utc)
+            latest = value if latest is None or value > latest else latest
+    return latest.astimezone(dt.timezone.utc).date() if latest else None

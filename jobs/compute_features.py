@@ -1,8 +1,8 @@
 """compute_features: daily tiles -> one feature row per (entity, as-of T) for T in the run's range (SPEC §3).
 
 A tile of event day d counts for as-of dates T with 1 <= T - d <= horizon (91 days); window Nd
-takes the tiles with T - d <= N, i.e. events in [T - N days, T). Rows are staged, not published:
-the feature suite checks them first.
+takes the tiles with T - d <= N, i.e. events in [T - N days, T), computed as range windows over
+each entity's day-ordered tiles. Rows are staged, not published: the feature suite checks them first.
 """
 
 from __future__ import annotations
@@ -18,79 +18,125 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 AS_OF_DATE = "as_of_date"
-AGE = "_age_days"
+_DAY = "_day"  # days since 1970-01-01: the ordering of the range windows
+_IS_AS_OF = "_is_as_of"
 _SPARK_TYPES = {Dtype.INT64: "long", Dtype.FLOAT64: "double", Dtype.STRING: "string"}
 
 
-def _scalar(feature: Feature) -> Column:
-    """The aggregate over the exploded (entity, T, tile) rows for a non-MODE feature."""
+def activity_grid(tiles: DataFrame, first: dt.date, last: dt.date, group: FeatureGroup) -> DataFrame:
+    """(key, as_of_date) for every as-of date in [first, last] with a tile in [T - horizon, T).
+
+    Consecutive tiles closer than the horizon form one island of activity, which covers as-of
+    dates [first tile + 1, last tile + horizon]: rows are generated once per output row, not once
+    per (tile, as-of date) pair.
+    """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    in_window = F.col(AGE) <= F.lit(feature.window_days)
+    key, horizon = group.join_key, group.row_horizon_days
+    by_day = Window.partitionBy(key).orderBy(EVENT_DATE)
+    starts = F.coalesce(F.datediff(F.col(EVENT_DATE), F.lag(EVENT_DATE).over(by_day)) > horizon, F.lit(True))
+    islands = (
+        tiles.select(key, EVENT_DATE)
+        .withColumn("_island", F.sum(F.when(starts, 1).otherwise(0)).over(by_day.rowsBetween(Window.unboundedPreceding, 0)))
+        .groupBy(key, "_island")
+        .agg(F.min(EVENT_DATE).alias("_from"), F.max(EVENT_DATE).alias("_to"))
+    )
+    lo = F.greatest(F.date_add(F.col("_from"), 1), F.lit(first))
+    hi = F.least(F.date_add(F.col("_to"), horizon), F.lit(last))
+    return islands.where(lo <= hi).select(key, F.explode(F.sequence(lo, hi)).alias(AS_OF_DATE))
+
+
+def _window(group: FeatureGroup, days: int, *extra_keys: str):
+    """Tiles of the `days` whole days before the row's day: events in [T - days, T)."""
+    from pyspark.sql import Window
+
+    return Window.partitionBy(group.join_key, *extra_keys).orderBy(_DAY).rangeBetween(-days, -1)
+
+
+def _scalar(feature: Feature, group: FeatureGroup) -> Column:
+    """A non-MODE feature as a window aggregate over the tile rows before the as-of row."""
+    from pyspark.sql import functions as F
+
+    w = _window(group, feature.window_days)
     if feature.op is Op.COUNT:
-        return F.sum(F.when(in_window, F.col(EVENT_COUNT)).otherwise(F.lit(0)))
+        return F.coalesce(F.sum(EVENT_COUNT).over(w), F.lit(0))
     if feature.op is Op.SUM:
         (stat,) = tile_stat(Op.SUM, feature.column)
-        return F.sum(F.when(in_window, F.col(stat)).otherwise(F.lit(0.0)))
+        return F.coalesce(F.sum(stat).over(w), F.lit(0.0))
     if feature.op is Op.MAX:
         (stat,) = tile_stat(Op.MAX, feature.column)
-        return F.coalesce(F.max(F.when(in_window, F.col(stat))), F.lit(0.0))
+        return F.coalesce(F.max(stat).over(w), F.lit(0.0))
     if feature.op is Op.AVG:
         total, count = tile_stat(Op.AVG, feature.column)
-        n = F.sum(F.when(in_window, F.col(count)).otherwise(F.lit(0)))
-        s = F.sum(F.when(in_window, F.col(total)).otherwise(F.lit(0.0)))
+        n, s = F.sum(count).over(w), F.sum(total).over(w)
         return F.when(n > 0, s / n).otherwise(F.lit(0.0))
     raise ValueError(f"{feature.name}: {feature.op} is not a scalar aggregation")
 
 
-def _mode(spread: DataFrame, feature: Feature, key: str) -> DataFrame:
+def _day(column: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.datediff(F.col(column), F.lit(dt.date(1970, 1, 1))).cast("long")
+
+
+def _mode(tiles: DataFrame, grid: DataFrame, feature: Feature, group: FeatureGroup) -> DataFrame:
     """(key, as_of_date, feature): most frequent value in the window, ties -> smallest, null if none."""
     from pyspark.sql import functions as F
 
+    key = group.join_key
     (stat,) = tile_stat(Op.MODE, feature.column)
-    counts = (
-        spread.where((F.col(AGE) <= feature.window_days) & F.col(stat).isNotNull())
-        .select(key, AS_OF_DATE, F.explode(F.col(stat)).alias("_value", "_n"))
-        .groupBy(key, AS_OF_DATE, "_value")
-        .agg(F.sum("_n").alias("_n"))
+    counts = tiles.where(F.col(stat).isNotNull()).select(
+        key, _day(EVENT_DATE).alias(_DAY), F.explode(F.col(stat)).alias("_value", "_n")
+    )
+    # one as-of row per value the entity has had, so each value gets its own window sum
+    values = counts.select(key, "_value").distinct()
+    as_of_rows = grid.join(values, key).select(key, _day(AS_OF_DATE).alias(_DAY), "_value", F.lit(None).cast("long").alias("_n"))
+    windowed = (
+        counts.withColumn(_IS_AS_OF, F.lit(False))
+        .unionByName(as_of_rows.withColumn(_IS_AS_OF, F.lit(True)))
+        .withColumn("_in_window", F.sum("_n").over(_window(group, feature.window_days, "_value")))
+        .where(F.col(_IS_AS_OF) & (F.col("_in_window") > 0))
     )
     # the smallest (-count, value) is the most frequent value, ties broken by the smallest value
-    return counts.groupBy(key, AS_OF_DATE).agg(
-        F.min_by(F.col("_value"), F.struct(-F.col("_n"), F.col("_value"))).alias(feature.name)
-    )
-
-
-def spread_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: FeatureGroup) -> DataFrame:
-    """Each tile once per as-of date in [first, last] whose row horizon covers it, with its age in days."""
-    from pyspark.sql import functions as F
-
-    horizon = group.row_horizon_days
-    d = F.col(EVENT_DATE)
-    lo = F.greatest(F.date_add(d, 1), F.lit(first))
-    hi = F.least(F.date_add(d, horizon), F.lit(last))
-    return (
-        tiles.where((F.date_add(d, 1) <= F.lit(last)) & (F.date_add(d, horizon) >= F.lit(first)))
-        .withColumn(AS_OF_DATE, F.explode(F.sequence(lo, hi)))
-        .withColumn(AGE, F.datediff(F.col(AS_OF_DATE), d))
+    return windowed.groupBy(key, _DAY).agg(
+        F.min_by(F.col("_value"), F.struct(-F.col("_in_window"), F.col("_value"))).alias(feature.name)
     )
 
 
 def features_from_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: FeatureGroup) -> DataFrame:
-    """Feature rows for every as-of date in [first, last]: key, event_timestamp (= T), features, as_of_date."""
+    """Feature rows for every as-of date in [first, last]: key, event_timestamp (= T), features, as_of_date.
+
+    Tile rows and as-of rows share one day-ordered frame per entity; window N at an as-of row is
+    the range frame [day - N, day - 1], exactly the events in [T - N days, T).
+    """
     from pyspark.sql import functions as F
 
     key = group.join_key
-    spread = spread_tiles(tiles, first, last, group)
+    tiles = tiles.where(F.col(EVENT_DATE).between(F.lit(first - dt.timedelta(days=group.row_horizon_days)), F.lit(last)))
+    grid = activity_grid(tiles, first, last, group).cache()
+    stats = [c for c in tiles.columns if c not in (key, EVENT_DATE) and not c.startswith("counts_")]
+    tile_rows = tiles.select(key, _day(EVENT_DATE).alias(_DAY), *stats, F.lit(False).alias(_IS_AS_OF))
+    as_of_rows = grid.select(
+        key, _day(AS_OF_DATE).alias(_DAY),
+        *[F.lit(None).cast(tiles.schema[c].dataType).alias(c) for c in stats], F.lit(True).alias(_IS_AS_OF),
+    )
     scalars = [f for f in group.features if f.op is not Op.MODE]
-    rows = spread.groupBy(key, AS_OF_DATE).agg(*[_scalar(f).alias(f.name) for f in scalars])
+    rows = (
+        tile_rows.unionByName(as_of_rows)
+        .select(key, _DAY, _IS_AS_OF, *[_scalar(f, group).alias(f.name) for f in scalars])
+        .where(F.col(_IS_AS_OF))
+        .drop(_IS_AS_OF)
+    )
     for feature in group.features:
         if feature.op is Op.MODE:
-            rows = rows.join(_mode(spread, feature, key), [key, AS_OF_DATE], "left")
+            rows = rows.join(_mode(tiles, grid, feature, group), [key, _DAY], "left")
+    as_of = F.date_add(F.lit(dt.date(1970, 1, 1)), F.col(_DAY).cast("int"))
     return rows.select(
         F.col(key),
-        F.to_timestamp(F.col(AS_OF_DATE)).alias("event_timestamp"),  # UTC midnight in the UTC session
+        F.to_timestamp(as_of).alias("event_timestamp"),  # UTC midnight in the UTC session
         *[F.col(f.name).cast(_SPARK_TYPES[f.dtype]).alias(f.name) for f in group.features],
-        F.col(AS_OF_DATE),
+        as_of.alias(AS_OF_DATE),
     )
 
 

@@ -14,8 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Asset
 
 SPARK_CONN_ID = "featurepipe_spark"
+# every Spark step takes a slot: one slot (created by `featurepipe run/backfill`; create it with
+# `airflow pools set featurepipe_spark 1 ...` elsewhere) serialises steps across DAG runs, so two
+# runs never write the same Delta tables at once
+SPARK_POOL = "featurepipe_spark"
+# the published feature table: downstream DAGs can schedule on it (schedule=[FEATURES_ASSET])
+FEATURES_ASSET = Asset(
+    name="user_purchase_features",
+    uri="featurepipe://lake/features/user_purchase_features",
+    group="featurepipe",
+)
 
 # the pipeline's steps, in order; each is jobs/<step>.py
 STEPS = ("validate_raw", "compute_tiles", "compute_features", "validate_features", "publish", "materialize")
@@ -74,9 +85,11 @@ def pipeline_tasks(start: str, end: str, retries: int = 2) -> list[SparkJobOpera
             job=step,
             start=start,
             end=end,
+            pool=SPARK_POOL,
             retries=0 if step in DETERMINISTIC_STEPS else retries,
             retry_delay=timedelta(minutes=2),
             retry_exponential_backoff=True,
+            outlets=[FEATURES_ASSET] if step == "publish" else [],
         )
         if tasks:
             tasks[-1] >> task

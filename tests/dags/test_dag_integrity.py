@@ -70,6 +70,15 @@ def test_spark_steps_submit_jobs_with_the_run_dates(dagbag) -> None:
     assert set(backfill.params.keys()) == {"start", "end"}
 
 
+def test_spark_steps_share_one_pool_and_publish_feeds_the_asset(dagbag) -> None:
+    for dag_id in ("featurepipe_daily", "featurepipe_backfill"):
+        dag = dagbag.dags[dag_id]
+        for step in PIPELINE:
+            assert dag.get_task(step).pool == "featurepipe_spark", (dag_id, step)
+        outlets = dag.get_task("publish").outlets
+        assert [o.uri for o in outlets] == ["featurepipe://lake/features/user_purchase_features"]
+
+
 def test_daily_schedule_is_a_utc_daily_cron(dagbag) -> None:
     dag = dagbag.dags["featurepipe_daily"]
     # a cron *trigger*: the logical date is the as-of midnight itself (data interval start == end)

@@ -1,0 +1,1 @@
+"""Benchmarks: `.venv/bin/python -m bench NAME [--quick]` (see bench/README.md)."""
