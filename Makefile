@@ -12,7 +12,7 @@ DEMO_DAYS := 120
 DEMO_FROM := 2025-03-01
 DEMO_TO := 2025-03-31
 
-.PHONY: install jars redis demo test test-unit test-dags test-integration clean
+.PHONY: install jars redis demo test test-unit test-integration bench bench-quick clean
 
 install: $(STAMP) jars
 
@@ -36,8 +36,8 @@ jars: .jars/.done
 redis:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
+# reruns are safe: the generator is deterministic and every step is idempotent
 demo: install
-	rm -rf $(FEATUREPIPE_DATA_DIR)
 	$(VENV)/bin/featurepipe generate --out $(FEATUREPIPE_DATA_DIR)/raw --users 40 \
 	  --start $(DEMO_START) --days $(DEMO_DAYS) --seed 7 --dirty
 	$(VENV)/bin/featurepipe backfill --start $(DEMO_FROM) --end $(DEMO_TO)
@@ -55,6 +55,13 @@ test-unit: install
 
 test-integration: install redis
 	$(PY) -m pytest tests/integration -q
+
+# benchmarks (not part of `make test`): ratios against references measured in the same run
+bench: install
+	$(PY) -m bench all
+
+bench-quick: install
+	$(PY) -m bench all --quick
 
 clean:
 	rm -rf data .jars $(VENV)
