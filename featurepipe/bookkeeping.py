@@ -78,9 +78,14 @@ def clear_dirty_days(spark: SparkSession, done: list[tuple[dt.date, str]]) -> No
 
     if not done:
         return
-    condition = F.lit(False)
+    by_label: dict[str, list[dt.date]] = {}
     for day, label in done:
-        condition = condition | ((F.col("event_date") == F.lit(day)) & (F.col("marked_by") == F.lit(label)))
+        by_label.setdefault(label, []).append(day)
+    # one IN list per marking run (usually one or two), not one clause per day: years of days
+    # as a chain of ORs overflow the JVM stack
+    condition = F.lit(False)
+    for label, days in by_label.items():
+        condition = condition | ((F.col("marked_by") == F.lit(label)) & F.col("event_date").isin(days))
     lake.delete_where(spark, lake.DIRTY_DAYS, condition)
 
 
