@@ -33,7 +33,9 @@ def workspace(name: str) -> Iterator[Path]:
 
 def spark():
     """The pipeline's session, started (and warmed) before anything is timed: JVM start is excluded."""
-    os.environ.setdefault("FEATUREPIPE_SHUFFLE_PARTITIONS", "4")
+    os.environ.setdefault("FEATUREPIPE_SHUFFLE_PARTITIONS", "8")
+    # DuckDB may use most of the machine's memory; give the local Spark driver a fair share too
+    os.environ.setdefault("FEATUREPIPE_SPARK_DRIVER_MEMORY", "8g")
     from featurepipe.spark import get_spark
 
     session = get_spark("featurepipe-bench")

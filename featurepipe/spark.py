@@ -58,6 +58,10 @@ def spark_conf(shuffle_partitions: int | None = None) -> dict[str, str]:
             conf[key] = f"{conf[key]} {extra}"
     conf["spark.jars"] = ",".join(jar_paths())
     conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions or _default_shuffle_partitions())
+    # in local mode the driver JVM does all the work: its heap (Spark's default, 1g) is the cluster
+    memory = os.environ.get("FEATUREPIPE_SPARK_DRIVER_MEMORY", "").strip()
+    if memory:
+        conf["spark.driver.memory"] = memory
     return conf
 
 
