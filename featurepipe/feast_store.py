@@ -171,20 +171,18 @@ def training_set(entities: pd.DataFrame, features: list[str] | None = None, feat
         {
             ENTITY_ROW: range(len(entities)),
             USER_PURCHASE.join_key: entities[USER_PURCHASE.join_key].astype(str).to_numpy(),
-            "event_timestamp": _utc(entities["event_timestamp"]).to_numpy(),
+            "event_timestamp": _utc(entities["event_timestamp"]).reset_index(drop=True),
         }
     )
-    query["event_timestamp"] = pd.to_datetime(query["event_timestamp"], utc=True)
     result = store.get_historical_features(entity_df=query, features=selection).to_df()
     # Feast returns rows in its own order and widens Int64-with-nulls to float: restore both
     result = result.set_index(ENTITY_ROW).reindex(range(len(entities)))
     out = entities.copy()
     for name in names:
+        values = pd.Series(result[name].to_numpy(), index=out.index)
         dtype = _PANDAS_DTYPES[USER_PURCHASE.feature(name).dtype]
-        column = result[name].to_numpy()
-        out[name] = pd.Series(column, index=out.index).astype(dtype) if dtype != "object" else pd.Series(
-            [None if (v is None or (isinstance(v, float) and v != v)) else v for v in column], index=out.index, dtype=object
-        )
+        # strings: None (not NaN) where there is no value
+        out[name] = values.astype(dtype) if dtype != "object" else values.astype(object).where(values.notna(), None)
     return out
 
 

@@ -49,16 +49,9 @@ def read_range(spark: SparkSession, table: str, column: str, first: dt.date, las
 
 def replace_dates(df: DataFrame, table: str, column: str, dates: list[dt.date]) -> None:
     """Atomically replace the partitions of exactly `dates` (not necessarily contiguous) with `df`."""
-    if not dates:
-        return
-    listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(set(dates)))
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", f"{column} IN ({listed})")
-        .partitionBy(column)
-        .save(table_path(table))
-    )
+    if dates:
+        listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(set(dates)))
+        _replace_where(df, table, column, f"{column} IN ({listed})")
 
 
 def append(df: DataFrame, table: str) -> None:
@@ -78,7 +71,10 @@ def replace_partitions(df: DataFrame, table: str, column: str, first: dt.date, l
     Delta refuses the write if `df` holds a row outside the range, so a bug cannot spill into
     neighbouring dates.
     """
-    predicate = f"{column} >= '{first.isoformat()}' AND {column} <= '{last.isoformat()}'"
+    _replace_where(df, table, column, f"{column} >= '{first.isoformat()}' AND {column} <= '{last.isoformat()}'")
+
+
+def _replace_where(df: DataFrame, table: str, column: str, predicate: str) -> None:
     (
         df.write.format("delta")
         .mode("overwrite")
