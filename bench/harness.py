@@ -13,9 +13,8 @@ from typing import Iterator
 
 
 @contextmanager
-def workspace(name: str) -> Iterator[Path]:
-    """A fresh FEATUREPIPE_DATA_DIR for one benchmark, removed afterwards."""
-    root = Path(tempfile.mkdtemp(prefix=f"featurepipe-bench-{name}-"))
+def using(root: Path) -> Iterator[Path]:
+    """FEATUREPIPE_DATA_DIR = root (raw and lake below it) while inside; the previous values after."""
     saved = {k: os.environ.get(k) for k in ("FEATUREPIPE_DATA_DIR", "FEATUREPIPE_RAW_URI", "FEATUREPIPE_LAKE_URI")}
     os.environ["FEATUREPIPE_DATA_DIR"] = str(root)
     os.environ.pop("FEATUREPIPE_RAW_URI", None)
@@ -28,6 +27,16 @@ def workspace(name: str) -> Iterator[Path]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextmanager
+def workspace(name: str) -> Iterator[Path]:
+    """A fresh FEATUREPIPE_DATA_DIR for one benchmark, removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=f"featurepipe-bench-{name}-"))
+    try:
+        with using(root):
+            yield root
+    finally:
         shutil.rmtree(root, ignore_errors=True)
 
 

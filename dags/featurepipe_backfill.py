@@ -2,11 +2,12 @@
 ### featurepipe_backfill
 
 Recomputes `user_purchase_features` for every as-of midnight from **start** to **end**
-(inclusive) — the same steps as the daily DAG, each one Spark application for the whole range.
+(inclusive) — the same steps as the daily DAG, each one Spark application for the whole range:
+`compute_features` builds every missing tile and every as-of date of the range in one.
 Trigger it from the Airflow UI ("Trigger DAG" shows the form) or with
 `featurepipe backfill --start DATE --end DATE`.
 
-`check_range >> validate_raw >> compute_tiles >> compute_features >> validate_features >> publish >> materialize`
+`check_range >> validate_raw >> compute_features >> validate_features >> publish >> materialize`
 
 Reruns replace exactly their own as-of partitions. Backfilling an older range never moves the
 online store back in time: users keep their newest published row.
@@ -40,7 +41,7 @@ def featurepipe_backfill() -> None:
     @task(retries=0)
     def check_range(params: dict | None = None) -> str:
         """Fail fast on a reversed range or one past the landed data, before any Spark application starts."""
-        from featurepipe.backfill_range import check_backfill_range
+        from featurepipe.landing import check_backfill_range
 
         return check_backfill_range(params["start"], params["end"])
 

@@ -4,10 +4,14 @@
 Computes `user_purchase_features` as of the run's logical date `T` (a UTC midnight, SPEC §3)
 and publishes it to the Delta feature table and Feast's online store.
 
-`validate_raw >> compute_tiles >> compute_features >> validate_features >> publish >> materialize`
+`wait_for_landing >> validate_raw >> compute_features >> validate_features >> publish >> materialize`
+
+* **wait_for_landing**: a sensor (reschedule mode, outside the Spark pool) that waits until events
+  of day `T − 1` have landed, so no as-of is computed from a partial day (checks every 5 min,
+  gives up after 12 h naming the newest landed event).
 
 * **validate_raw**: schema check of every landing, bad rows to `quarantine/transactions`, dedup.
-* **compute_tiles / compute_features**: daily tiles, then windows from tiles, staged.
+* **compute_features**: rebuilds the daily tiles that changed, then windows from tiles, staged.
 * **validate_features**: the GX feature suite; a failure stops the run before anything is published.
 * **publish / materialize**: replace the as-of partition, then refresh the online store.
 
@@ -17,7 +21,9 @@ Every step is a Spark application (`spark-submit jobs/<step>.py`) on `FEATUREPIP
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag
+from datetime import timedelta
+
+from airflow.sdk import dag, task
 
 from featurepipe_operators import pipeline_tasks
 
@@ -36,7 +42,20 @@ from featurepipe_operators import pipeline_tasks
 def featurepipe_daily() -> None:
     # @daily is a cron trigger: logical_date == the as-of midnight T
     as_of = "{{ logical_date | ds }}"
-    pipeline_tasks(start=as_of, end=as_of)
+
+    @task.sensor(poke_interval=300, timeout=12 * 3600, mode="reschedule", retries=0,
+                 execution_timeout=timedelta(minutes=10))
+    def wait_for_landing(ds: str | None = None) -> bool:
+        """Done once the landing zone holds events of the day before the run's as-of date."""
+        import datetime as dt
+
+        from featurepipe.landing import landed_for
+
+        ready, why = landed_for(dt.date.fromisoformat(ds))
+        print(f"[wait_for_landing] {why}")
+        return ready
+
+    wait_for_landing() >> pipeline_tasks(start=as_of, end=as_of)[0]
 
 
 featurepipe_daily()

@@ -88,8 +88,14 @@ def _print_run_summary(as_of: AsOfRange) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    from featurepipe.landing import BadRange, landed_for
     from featurepipe.orchestrator import DAILY_DAG, run_dag
 
+    # the DAG's sensor would wait for the landing (hours); from the command line, say so at once
+    ready, why = landed_for(args.date)
+    if not ready:
+        raise BadRange(f"{why}: the daily run would wait for it to land")
+    print(f"[run] {why}", flush=True)
     run_dag(DAILY_DAG, args.date.isoformat())
     _print_run_summary(AsOfRange(args.date, args.date))
 
@@ -97,7 +103,7 @@ def _run(args: argparse.Namespace) -> None:
 def _backfill(args: argparse.Namespace) -> None:
     from featurepipe.orchestrator import BACKFILL_DAG, run_dag
 
-    from featurepipe.backfill_range import check_backfill_range
+    from featurepipe.landing import check_backfill_range
 
     as_of = AsOfRange(args.start, args.end)
     print(f"[backfill] {check_backfill_range(args.start.isoformat(), args.end.isoformat())}", flush=True)

@@ -15,7 +15,7 @@ from featurepipe.settings import DAGS_DIR, PROJECT_ROOT, get_settings
 DAILY_DAG = "featurepipe_daily"
 BACKFILL_DAG = "featurepipe_backfill"
 
-_STEP_LINE = re.compile(r"\] ((?:\[(?:validate_raw|compute_tiles|compute_features|validate_features|publish|materialize|feast)\]|GX suite|validate_(?:raw|features):|featurepipe).*?)(?: \[airflow[.\w]*\].*)?$")
+_STEP_LINE = re.compile(r"\] ((?:\[(?:wait_for_landing|validate_raw|compute_tiles|compute_features|validate_features|publish|materialize|feast)\]|GX suite|validate_(?:raw|features):|featurepipe).*?)(?: \[airflow[.\w]*\].*)?$")
 _TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
 _TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
 _ERROR = re.compile(r"\[error\s*\] (.*?)(?: \[[\w.]+\] loc=.*)?$")

@@ -1,4 +1,4 @@
-"""compute_features: daily tiles -> one feature row per (entity, as-of T) for T in the run's range (SPEC §3).
+"""compute_features: rebuild changed daily tiles, then one feature row per (entity, as-of T) for T in the run's range (SPEC §3).
 
 A tile of event day d counts for as-of dates T with 1 <= T - d <= horizon (91 days); window Nd
 takes the tiles with T - d <= N, i.e. events in [T - N days, T), computed as range windows over
@@ -60,7 +60,7 @@ def _scalar(feature: Feature, group: FeatureGroup) -> Column:
 
     w = _window(group, feature.window_days)
     if feature.op is Op.COUNT:
-        return F.coalesce(F.sum(EVENT_COUNT).over(w), F.lit(0))
+        return _count_in_window(EVENT_COUNT, feature.window_days, group.join_key)
     if feature.op is Op.SUM:
         (stat,) = tile_stat(Op.SUM, feature.column)
         return F.coalesce(F.sum(stat).over(w), F.lit(0.0))
@@ -69,9 +69,23 @@ def _scalar(feature: Feature, group: FeatureGroup) -> Column:
         return F.coalesce(F.max(stat).over(w), F.lit(0.0))
     if feature.op is Op.AVG:
         total, count = tile_stat(Op.AVG, feature.column)
-        n, s = F.sum(count).over(w), F.sum(total).over(w)
+        n, s = _count_in_window(count, feature.window_days, group.join_key), F.sum(total).over(w)
         return F.when(n > 0, s / n).otherwise(F.lit(0.0))
     raise ValueError(f"{feature.name}: {feature.op} is not a scalar aggregation")
+
+
+def _count_in_window(column: str, days: int, *keys: str) -> Column:
+    """Sum of an integer column over the rows of [day - days, day - 1], 0 if none, as a difference
+    of running totals: exact for integers, and linear in the rows where a sliding frame re-adds
+    its whole frame at every row. (Float sums keep sliding frames: a difference of large running
+    totals would lose the precision SPEC §3 requires.)"""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    by_day = Window.partitionBy(*keys).orderBy(_DAY)
+    upto = F.sum(column).over(by_day.rangeBetween(Window.unboundedPreceding, -1))
+    before = F.sum(column).over(by_day.rangeBetween(Window.unboundedPreceding, -days - 1))
+    return F.coalesce(upto, F.lit(0)) - F.coalesce(before, F.lit(0))
 
 
 def _day(column: str) -> Column:
@@ -80,28 +94,49 @@ def _day(column: str) -> Column:
     return F.datediff(F.col(column), F.lit(dt.date(1970, 1, 1))).cast("long")
 
 
-def _mode(tiles: DataFrame, grid: DataFrame, feature: Feature, group: FeatureGroup) -> DataFrame:
-    """(key, as_of_date, feature): most frequent value in the window, ties -> smallest, null if none."""
+def _mode(tiles: DataFrame, first: dt.date, last: dt.date, feature: Feature, group: FeatureGroup) -> DataFrame:
+    """(key, _day, feature) for as-of dates in [first, last]: the most frequent value in the
+    window, ties -> smallest; rows only where the window has a value (null otherwise).
+
+    Per (entity, value): as-of rows only where the value's window is non-empty (islands of its
+    days, as in `activity_grid`), and the window count as a difference of two running totals,
+    `_count_in_window`.
+    """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    key = group.join_key
+    key, n_days = group.join_key, feature.window_days
     (stat,) = tile_stat(Op.MODE, feature.column)
     counts = tiles.where(F.col(stat).isNotNull()).select(
         key, _day(EVENT_DATE).alias(_DAY), F.explode(F.col(stat)).alias("_value", "_n")
     )
-    # one as-of row per value the entity has had, so each value gets its own window sum
-    values = counts.select(key, "_value").distinct()
-    as_of_rows = grid.join(values, key).select(key, _day(AS_OF_DATE).alias(_DAY), "_value", F.lit(None).cast("long").alias("_n"))
+    by_day = Window.partitionBy(key, "_value").orderBy(_DAY)
+    starts = F.coalesce(F.col(_DAY) - F.lag(_DAY).over(by_day) > n_days, F.lit(True))
+    islands = (
+        counts.select(key, "_value", _DAY)
+        .withColumn("_island", F.sum(F.when(starts, 1).otherwise(0)).over(by_day.rowsBetween(Window.unboundedPreceding, 0)))
+        .groupBy(key, "_value", "_island")
+        .agg(F.min(_DAY).alias("_from"), F.max(_DAY).alias("_to"))
+    )
+    lo = F.greatest(F.col("_from") + 1, F.lit(_epoch_day(first)))
+    hi = F.least(F.col("_to") + n_days, F.lit(_epoch_day(last)))
+    as_of_rows = islands.where(lo <= hi).select(
+        key, "_value", F.explode(F.sequence(lo, hi)).alias(_DAY), F.lit(None).cast("long").alias("_n")
+    )
     windowed = (
         counts.withColumn(_IS_AS_OF, F.lit(False))
         .unionByName(as_of_rows.withColumn(_IS_AS_OF, F.lit(True)))
-        .withColumn("_in_window", F.sum("_n").over(_window(group, feature.window_days, "_value")))
-        .where(F.col(_IS_AS_OF) & (F.col("_in_window") > 0))
+        .withColumn("_in_window", _count_in_window("_n", n_days, key, "_value"))
+        .where(F.col(_IS_AS_OF))
     )
     # the smallest (-count, value) is the most frequent value, ties broken by the smallest value
     return windowed.groupBy(key, _DAY).agg(
         F.min_by(F.col("_value"), F.struct(-F.col("_in_window"), F.col("_value"))).alias(feature.name)
     )
+
+
+def _epoch_day(day: dt.date) -> int:
+    return (day - dt.date(1970, 1, 1)).days
 
 
 def features_from_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: FeatureGroup) -> DataFrame:
@@ -113,8 +148,12 @@ def features_from_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: 
     from pyspark.sql import functions as F
 
     key = group.join_key
-    tiles = tiles.where(F.col(EVENT_DATE).between(F.lit(first - dt.timedelta(days=group.row_horizon_days)), F.lit(last)))
-    grid = activity_grid(tiles, first, last, group).cache()
+    # one shuffle by entity: every window and aggregate below is per entity and reuses it; cached,
+    # as four branches read it (the as-of grid, the scalar frame and the MODE counts and islands)
+    tiles = tiles.where(
+        F.col(EVENT_DATE).between(F.lit(first - dt.timedelta(days=group.row_horizon_days)), F.lit(last))
+    ).repartition(key).cache()
+    grid = activity_grid(tiles, first, last, group)
     stats = [c for c in tiles.columns if c not in (key, EVENT_DATE) and not c.startswith("counts_")]
     tile_rows = tiles.select(key, _day(EVENT_DATE).alias(_DAY), *stats, F.lit(False).alias(_IS_AS_OF))
     as_of_rows = grid.select(
@@ -130,7 +169,7 @@ def features_from_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: 
     )
     for feature in group.features:
         if feature.op is Op.MODE:
-            rows = rows.join(_mode(tiles, grid, feature, group), [key, _DAY], "left")
+            rows = rows.join(_mode(tiles, first, last, feature, group), [key, _DAY], "left")
     as_of = F.date_add(F.lit(dt.date(1970, 1, 1)), F.col(_DAY).cast("int"))
     return rows.select(
         F.col(key),
@@ -195,10 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     from featurepipe.reports import write_span, write_step_report
     from featurepipe.settings import get_settings
     from featurepipe.spark import get_spark
+    from jobs.compute_tiles import rebuild_tiles
 
     parser = range_parser(__doc__.splitlines()[0])
     as_of = range_from_args(parser, parser.parse_args(argv))
+    # one Spark application for the whole range: the changed tiles, then every as-of date from them
     spark = get_spark(f"featurepipe-compute-features-{as_of.label}")
+    write_step_report("compute_tiles", as_of, rebuild_tiles(spark, as_of.label))
     span, report = stage_features(spark, as_of, get_settings().late_lookback_days)
     write_span(as_of, span)
     write_step_report("compute_features", as_of, report)

@@ -1,4 +1,7 @@
-"""compute_tiles: rebuild the daily partial aggregates (one tile per user per event day) of every changed day.
+"""Daily tiles: the partial aggregates (one tile per user per event day), rebuilt for every changed day.
+
+The first half of the `compute_features` Spark application (tiles, then every as-of date of the
+range from them, in one application).
 
 Windows of whole UTC days are sums (or maxima, or merged counts) of daily tiles, so features
 never rescan raw events. Which statistics a tile keeps is derived from the feature spec.
@@ -7,13 +10,12 @@ never rescan raw events. Which statistics a tile keeps is derived from the featu
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from typing import TYPE_CHECKING
 
 from featurepipe.spec import FeatureGroup, Op
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 EVENT_DATE = "event_date"
 EVENT_COUNT = "event_count"
@@ -35,35 +37,48 @@ def tile_stat(op: Op, column: str | None) -> list[str]:
 
 
 def build_tiles(events: DataFrame, group: FeatureGroup) -> DataFrame:
-    """Valid, deduplicated events -> one row per (entity, event_date) with the spec's statistics."""
+    """Valid, deduplicated events -> one row per (entity, event_date) with the spec's statistics.
+
+    One pass: statistics per (entity, day, value of each MODE column), then per (entity, day),
+    where each MODE column's per-value counts become a map (null when the day has no value).
+    """
     from pyspark.sql import functions as F
 
     key = group.join_key
-    ts = group.source.timestamp_column
-    dated = events.withColumn(EVENT_DATE, F.to_date(F.col(ts)))  # UTC session: the event's UTC day
+    dated = events.withColumn(EVENT_DATE, F.to_date(F.col(group.source.timestamp_column)))  # UTC session: the UTC day
 
-    scalar: dict[str, object] = {EVENT_COUNT: F.count(F.lit(1)).cast("long")}
-    modes: list[str] = []
+    modes = list(dict.fromkeys(agg.column for agg in group.aggregations if agg.op is Op.MODE))
+    # partial columns are named apart from the final ones (`_` prefix): no lateral alias ambiguity
+    first: dict[str, Column] = {"_count": F.count(F.lit(1)).cast("long")}
+    then: dict[str, Column] = {EVENT_COUNT: F.sum("_count").cast("long")}
     for agg in group.aggregations:
-        if agg.op is Op.MODE:
-            modes.append(agg.column)
-            continue
         if agg.op in (Op.SUM, Op.AVG):
-            scalar[f"sum_{agg.column}"] = F.sum(F.col(agg.column).cast("double"))
+            name = f"sum_{agg.column}"
+            first[f"_{name}"], then[name] = F.sum(F.col(agg.column).cast("double")), F.sum(f"_{name}")
         if agg.op is Op.MAX:
-            scalar[f"max_{agg.column}"] = F.max(F.col(agg.column).cast("double"))
-    tiles = dated.groupBy(key, EVENT_DATE).agg(*[expr.alias(name) for name, expr in scalar.items()])
+            name = f"max_{agg.column}"
+            first[f"_{name}"], then[name] = F.max(F.col(agg.column).cast("double")), F.max(f"_{name}")
+    for column in modes:
+        then[f"counts_{column}"] = _value_counts(column, len(modes) > 1)
+    partial = dated.groupBy(key, EVENT_DATE, *modes).agg(*[e.alias(n) for n, e in first.items()])
+    return partial.groupBy(key, EVENT_DATE).agg(*[e.alias(n) for n, e in then.items()])
 
-    for column in dict.fromkeys(modes):
-        counts = (
-            dated.where(F.col(column).isNotNull())
-            .groupBy(key, EVENT_DATE, column)
-            .agg(F.count(F.lit(1)).cast("long").alias("n"))
-            .groupBy(key, EVENT_DATE)
-            .agg(F.map_from_entries(F.collect_list(F.struct(F.col(column), F.col("n")))).alias(f"counts_{column}"))
+
+def _value_counts(column: str, merge: bool) -> Column:
+    """map value -> events of the day, from the (entity, day, values) partial rows; null if none.
+
+    With several MODE columns one value spans several partial rows, whose counts are merged."""
+    from pyspark.sql import functions as F
+
+    entries = F.collect_list(F.when(F.col(column).isNotNull(), F.struct(F.col(column).alias("v"), F.col("_count").alias("n"))))
+    if merge:
+        entries = F.transform(
+            F.array_distinct(F.transform(entries, lambda e: e["v"])),
+            lambda v: F.struct(v.alias("v"), F.aggregate(F.filter(entries, lambda e: e["v"] == v), F.lit(0).cast("long"),
+                                                          lambda acc, e: acc + e["n"]).alias("n")),
         )
-        tiles = tiles.join(counts, [key, EVENT_DATE], "left")
-    return tiles
+    counts = F.map_from_entries(entries)
+    return F.when(F.size(counts) > 0, counts)
 
 
 def tile_dates(first_as_of: dt.date, last_as_of: dt.date, group: FeatureGroup) -> tuple[dt.date, dt.date]:
@@ -104,19 +119,3 @@ def rebuild_tiles(spark, label: str) -> dict:
         "tiles": tiles.count(),
         "pending_as_of_marked": len(stale),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    from featurepipe.dates import range_from_args, range_parser
-    from featurepipe.reports import write_step_report
-    from featurepipe.spark import get_spark
-
-    parser = range_parser(__doc__.splitlines()[0])
-    as_of = range_from_args(parser, parser.parse_args(argv))
-    spark = get_spark(f"featurepipe-compute-tiles-{as_of.label}")
-    write_step_report("compute_tiles", as_of, rebuild_tiles(spark, as_of.label))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -29,7 +29,9 @@ FEATURES_ASSET = Asset(
 )
 
 # the pipeline's steps, in order; each is jobs/<step>.py
-STEPS = ("validate_raw", "compute_tiles", "compute_features", "validate_features", "publish", "materialize")
+# (compute_features rebuilds the changed tiles and computes every as-of date of the range in one
+# Spark application)
+STEPS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize")
 # a failed suite or a bad schema fails the same way on every try: retrying only delays the alert
 DETERMINISTIC_STEPS = {"validate_raw", "validate_features"}
 

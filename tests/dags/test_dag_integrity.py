@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
-PIPELINE = ["validate_raw", "compute_tiles", "compute_features", "validate_features", "publish", "materialize"]
+PIPELINE = ["validate_raw", "compute_features", "validate_features", "publish", "materialize"]
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,9 @@ def test_policy(dagbag, dag_id: str) -> None:
     assert "featurepipe" in dag.tags
     assert dag.doc_md and dag_id in dag.doc_md
     for task in dag.tasks:
-        assert task.task_id.split("_")[0] in {"validate", "compute", "publish", "materialize", "check"}, task.task_id
-        # validation failures are deterministic: no retry; everything else retries
-        expected = 0 if task.task_id.startswith(("validate_", "check_")) else 2
+        assert task.task_id.split("_")[0] in {"validate", "compute", "publish", "materialize", "check", "wait"}, task.task_id
+        # validation failures are deterministic: no retry; a sensor has its own timeout; everything else retries
+        expected = 0 if task.task_id.startswith(("validate_", "check_", "wait_")) else 2
         assert task.retries == expected, (task.task_id, task.retries)
 
 
@@ -67,6 +67,10 @@ def test_spark_steps_submit_jobs_with_the_run_dates(dagbag) -> None:
     backfill = dagbag.dags["featurepipe_backfill"]
     assert backfill.get_task("validate_raw").application_args == ["--start", "{{ params.start }}", "--end", "{{ params.end }}"]
     assert backfill.get_task("check_range").downstream_task_ids == {"validate_raw"}
+    # the daily run waits for day T - 1 to land, outside the Spark pool (a waiting sensor holds no slot)
+    sensor = daily.get_task("wait_for_landing")
+    assert sensor.downstream_task_ids == {"validate_raw"}
+    assert sensor.mode == "reschedule" and sensor.pool != "featurepipe_spark"
     assert set(backfill.params.keys()) == {"start", "end"}
 
 

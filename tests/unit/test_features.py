@@ -449,3 +449,32 @@ def test_features_equal_the_reference_on_generated_dirty_data(spark, tmp_path, s
         if g["favorite_category"] != w["favorite_category"]:
             mismatches.append((key, "favorite_category", g["favorite_category"], w["favorite_category"]))
     assert not mismatches, mismatches[:20]
+
+
+def test_tiles_with_two_mode_columns_count_each_column_separately(spark) -> None:
+    """A second MODE aggregation (declared in the spec, nothing else) gets its own per-value counts,
+    merged across the partial rows that combine values of both columns."""
+    import dataclasses
+
+    from featurepipe.spec import Aggregation, Op
+
+    group = dataclasses.replace(
+        USER_PURCHASE,
+        aggregations=(*USER_PURCHASE.aggregations,
+                      Aggregation("favorite_product", Op.MODE, windows=(90,), column="product_id", window_suffix=False)),
+    )
+    rows = [  # (transaction_id, user_id, product_id, category, amount, event_timestamp)
+        ("t1", "u1", "p1", "a", 1.0, T), ("t2", "u1", "p1", "b", 2.0, T + HOUR),
+        ("t3", "u1", "p2", "a", 3.0, T + 2 * HOUR), ("t4", "u1", None, None, 4.0, T + 3 * HOUR),
+        ("t5", "u2", None, None, 5.0, T),
+    ]
+    built = build_tiles(spark.createDataFrame(rows, raw_schema()), group)
+    tiles = {r["user_id"]: r for r in built.collect()}
+    assert tiles["u1"]["event_count"] == 4 and tiles["u1"]["sum_amount"] == 10.0 and tiles["u1"]["max_amount"] == 4.0
+    assert tiles["u1"]["counts_category"] == {"a": 2, "b": 1}
+    assert tiles["u1"]["counts_product_id"] == {"p1": 2, "p2": 1}
+    assert tiles["u2"]["counts_category"] is None and tiles["u2"]["counts_product_id"] is None
+    features = {r["user_id"]: r for r in features_from_tiles(built, T_DATE + DAY, T_DATE + DAY, group).collect()}
+    assert features["u1"]["favorite_category"] == "a" and features["u1"]["favorite_product"] == "p1"
+    assert features["u2"]["favorite_category"] is None and features["u2"]["favorite_product"] is None
+    assert features["u2"]["transactions_7d"] == 1
