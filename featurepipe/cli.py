@@ -159,6 +159,8 @@ def _ui(args: argparse.Namespace) -> None:
 
     env = airflow_env()
     env["AIRFLOW__API__PORT"] = str(args.port)
+    # tasks report to the API server's execution API: it must be the one on this port, not :8080
+    env.setdefault("AIRFLOW__API__BASE_URL", f"http://localhost:{args.port}")
     ensure_airflow_db(env)
     print(f"[ui] Airflow on http://localhost:{args.port} (login printed below by airflow standalone)", flush=True)
     os.execve(airflow_command(), [airflow_command(), "standalone"], env)

@@ -1,0 +1,132 @@
+"""Airflow's own scheduler runs the DAGs (`featurepipe ui`, i.e. `airflow standalone`): an Airflow
+backfill of the daily DAG, newest day first, while a UI-style trigger of the backfill DAG runs a
+disjoint range at the same time. Both share the Spark pool; the table equals the definition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from cli_helpers import CLI, cli_env, run_cli
+from compare import assert_features_equal, published
+from reference import reference_features
+
+pytestmark = pytest.mark.integration
+
+DATA_START = dt.date(2025, 1, 1)
+DAILY = (dt.date(2025, 2, 8), dt.date(2025, 2, 9))  # `airflow backfill create` of featurepipe_daily
+RANGE = (dt.date(2025, 2, 1), dt.date(2025, 2, 3))  # a triggered featurepipe_backfill run
+DEADLINE_S = 1500
+
+
+class Airflow:
+    """A running `featurepipe ui` (scheduler, DAG processor, API server, triggerer) and its CLI."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], log: Path) -> None:
+        self.data_dir, self.env, self.log = data_dir, env, log
+
+    def __call__(self, *args: str) -> str:
+        out = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=self.env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"airflow {' '.join(args)}: {out.stderr[-2000:]}"
+        return out.stdout
+
+    def runs(self, dag_id: str) -> list[dict]:
+        text = self("dags", "list-runs", dag_id, "-o", "json")  # after any warnings Airflow prints
+        start = min((i for i in (text.find("[{"), text.find("[]")) if i >= 0), default=-1)
+        return json.loads(text[start:]) if start >= 0 else []
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    from featurepipe.orchestrator import airflow_env
+
+    data_dir = tmp_path_factory.mktemp("scheduler-data")
+    run_cli(data_dir, "generate", "--out", str(data_dir / "raw"), "--users", "12", "--start", str(DATA_START),
+            "--days", "45", "--seed", "5", "--dirty")
+    env = cli_env(data_dir)
+    with pytest.MonkeyPatch.context() as patch:  # airflow_env() reads the data dir from the environment
+        patch.setenv("FEATUREPIPE_DATA_DIR", str(data_dir))
+        airflow_cli_env = {**airflow_env(), **{k: v for k, v in env.items() if k.startswith("FEATUREPIPE_")}}
+    port = _free_port()
+    log = data_dir / "standalone.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([str(CLI), "ui", "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    service = Airflow(data_dir, airflow_cli_env, log)
+    try:
+        began = time.time()
+        while True:  # the API server answers and the DAG processor has serialised both DAGs
+            assert proc.poll() is None, f"featurepipe ui exited: {log.read_text()[-3000:]}"
+            assert time.time() - began < 300, f"Airflow did not come up in 300 s: {log.read_text()[-3000:]}"
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5)
+                listed = service("dags", "list", "-o", "json")
+                if "featurepipe_daily" in listed and "featurepipe_backfill" in listed:
+                    break
+            except (OSError, AssertionError):
+                pass
+            time.sleep(3)
+        yield service
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _wait_for(airflow: Airflow, dag_id: str, logical_dates: set[str]) -> list[dict]:
+    began = time.time()
+    while True:
+        runs = [r for r in airflow.runs(dag_id) if str(r["logical_date"])[:10] in logical_dates]
+        if len(runs) == len(logical_dates) and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        assert time.time() - began < DEADLINE_S, f"{dag_id} runs not finished: {runs}\n{airflow.log.read_text()[-3000:]}"
+        time.sleep(10)
+
+
+def test_airflow_backfill_of_the_daily_dag_and_a_triggered_backfill_at_once_equal_the_definition(
+    airflow: Airflow, spark, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow("dags", "unpause", "featurepipe_daily")
+    airflow("dags", "unpause", "featurepipe_backfill")
+    # the daily DAG's own backfill, newest day first (out of order), two runs at a time
+    airflow("backfill", "create", "--dag-id", "featurepipe_daily", "--from-date", str(DAILY[0]),
+            "--to-date", str(DAILY[1]), "--run-backwards", "--max-active-runs", "2")
+    # ...while the backfill DAG, triggered as from the UI form, builds a disjoint range
+    airflow("dags", "trigger", "featurepipe_backfill", "--logical-date", f"{RANGE[1]}T00:00:00+00:00",
+            "--conf", json.dumps({"start": str(RANGE[0]), "end": str(RANGE[1])}))
+
+    days = {str(DAILY[0] + dt.timedelta(days=k)) for k in range((DAILY[1] - DAILY[0]).days + 1)}
+    daily_runs = _wait_for(airflow, "featurepipe_daily", days)
+    backfill_runs = _wait_for(airflow, "featurepipe_backfill", {str(RANGE[1])})
+    for run in daily_runs + backfill_runs:
+        assert run["state"] == "success", f"{run}: see {airflow.data_dir / 'airflow'}/logs"
+    assert all(r["run_id"].startswith("backfill__") for r in daily_runs), daily_runs
+
+    monkeypatch.setenv("FEATUREPIPE_DATA_DIR", str(airflow.data_dir))
+    table = published(spark)
+    raw = airflow.data_dir / "raw" / "transactions"
+    for first, last in (RANGE, DAILY):
+        part = table[table["event_timestamp"].dt.date.between(first, last)]
+        assert_features_equal(part, reference_features(raw, first, last), f"as-of {first}..{last}")
+    assert not table.duplicated(["user_id", "event_timestamp"]).any()
