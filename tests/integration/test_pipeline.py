@@ -201,3 +201,33 @@ def test_a_file_with_a_mistyped_column_fails_the_run_naming_file_and_column(back
     assert len(message) == 1, out.stderr
     assert str(bad) in message[0] and "'amount'" in message[0]
     assert lake.read_table(spark, lake.FEATURES).count() == versions
+
+
+def test_a_late_event_is_repaired_in_the_table_and_in_redis_for_the_same_as_of(
+    backfilled: Path, redis_url: str, spark
+) -> None:
+    """Day END's run is done; then a landing brings an event of END - 5 days. Rerunning END (the
+    next run for the same as-of, as a retry or a scheduled rerun would) repairs as-of END-4..END
+    and Redis serves the corrected row although its event timestamp (END) did not change."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    redis = {"FEATUREPIPE_ONLINE_STORE": "redis", "FEATUREPIPE_REDIS_URL": redis_url}
+    user = "u0003"
+    before = online(backfilled, [user], **redis)[user]
+    late = dt.datetime(2025, 3, 26, 12, 0, tzinfo=dt.timezone.utc)  # END - 5 days
+    folder = backfilled / "raw" / "transactions" / "landing_date=2025-04-10"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({
+        "transaction_id": ["late-0001"], "user_id": [user], "product_id": ["p-late"], "category": ["late-category"],
+        "amount": [9999.0], "event_timestamp": pa.array([late], pa.timestamp("us", "UTC")),
+    }), folder / "part-00000.parquet")
+
+    out = run_cli(backfilled, "run", "--date", END.isoformat(), **redis)
+    assert "4 earlier as-of days repaired for late data" in out.stdout, out.stdout
+
+    wanted = reference_features(backfilled / "raw" / "transactions", START, END)
+    assert_features_equal(published(spark), wanted, "after the late landing")
+    after = online(backfilled, [user], **redis)
+    assert after[user]["max_purchase_90d"] == 9999.0 != before["max_purchase_90d"]
+    assert_online_is_latest(after, wanted)
