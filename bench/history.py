@@ -17,14 +17,13 @@ from bench.harness import move_landings, pipeline_run, spark, using, workspace
 
 START = dt.date(2023, 1, 1)
 LONG, SHORT = 730, 92  # days of history before the timed runs
-ROUNDS = 3  # daily runs per lake; the first is a warm-up
 
 
-def _build(generated: Path, root: Path, history_days: int, total_days: int) -> Path:
+def _build(generated: Path, root: Path, history_days: int, total_days: int, rounds: int) -> Path:
     """A lake with `history_days` of landings, built by one run; returns its private copy of the rest."""
     copy = root / "generated"
     shutil.copytree(generated, copy)
-    last_history = START + dt.timedelta(days=total_days - ROUNDS - 1)
+    last_history = START + dt.timedelta(days=total_days - rounds - 1)
     move_landings(copy, root / "raw", last_history - dt.timedelta(days=history_days - 1), last_history)
     with using(root):
         pipeline_run(spark(), last_history + dt.timedelta(days=1), last_history + dt.timedelta(days=1))
@@ -42,7 +41,8 @@ def run(quick: bool) -> dict:
     from featurepipe.generate import generate
 
     users = 150 if quick else 3000
-    total = LONG + ROUNDS + 1
+    rounds = 2 if quick else 4  # daily runs per lake; the first is a warm-up
+    total = LONG + rounds + 1
     spark()
     costs: dict[int, list[float]] = {LONG: [], SHORT: []}
     with workspace("history-source") as source, workspace("history-long") as long_root, \
@@ -50,15 +50,15 @@ def run(quick: bool) -> dict:
         summary = generate(str(source / "generated"), users=users, start=START, days=total, seed=17,
                            progress=lambda _: None)
         lakes = {
-            LONG: (long_root, _build(source / "generated", long_root, LONG, total)),
-            SHORT: (short_root, _build(source / "generated", short_root, SHORT, total)),
+            LONG: (long_root, _build(source / "generated", long_root, LONG, total, rounds)),
+            SHORT: (short_root, _build(source / "generated", short_root, SHORT, total, rounds)),
         }
-        for k in range(ROUNDS):
-            landed = START + dt.timedelta(days=total - ROUNDS + k)
+        for k in range(rounds):
+            landed = START + dt.timedelta(days=total - rounds + k)
             for history, (root, copy) in lakes.items():
                 costs[history].append(_daily(root, copy, landed))
-    long_cost = sum(costs[LONG][1:]) / (ROUNDS - 1)
-    short_cost = sum(costs[SHORT][1:]) / (ROUNDS - 1)
+    long_cost = sum(costs[LONG][1:]) / (rounds - 1)
+    short_cost = sum(costs[SHORT][1:]) / (rounds - 1)
     return {
         "goal": 1.2,
         "ratio": round(long_cost / short_cost, 3),

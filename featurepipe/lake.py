@@ -76,7 +76,9 @@ def replace_partitions(df: DataFrame, table: str, column: str, first: dt.date, l
 
 def _replace_where(df: DataFrame, table: str, column: str, predicate: str) -> None:
     (
-        df.write.format("delta")
+        # each partition value written by one task: one file per date, not one per date per task
+        df.repartition(column)
+        .write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", predicate)
         .partitionBy(column)
@@ -85,6 +87,8 @@ def _replace_where(df: DataFrame, table: str, column: str, predicate: str) -> No
 
 
 def overwrite(df: DataFrame, table: str, partition_by: str | None = None) -> None:
+    if partition_by:
+        df = df.repartition(partition_by)  # one file per partition value (see _replace_where)
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
     if partition_by:
         writer = writer.partitionBy(partition_by)
