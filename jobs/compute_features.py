@@ -47,11 +47,11 @@ def activity_grid(tiles: DataFrame, first: dt.date, last: dt.date, group: Featur
     return islands.where(lo <= hi).select(key, F.explode(F.sequence(lo, hi)).alias(AS_OF_DATE))
 
 
-def _window(group: FeatureGroup, days: int, *extra_keys: str):
+def _window(group: FeatureGroup, days: int):
     """Tiles of the `days` whole days before the row's day: events in [T - days, T)."""
     from pyspark.sql import Window
 
-    return Window.partitionBy(group.join_key, *extra_keys).orderBy(_DAY).rangeBetween(-days, -1)
+    return Window.partitionBy(group.join_key).orderBy(_DAY).rangeBetween(-days, -1)
 
 
 def _scalar(feature: Feature, group: FeatureGroup) -> Column:

@@ -16,6 +16,15 @@ START = dt.date(2025, 3, 1)
 END = dt.date(2025, 3, 31)
 
 
+def free_port() -> int:
+    """A free loopback TCP port (for the servers the integration tests start)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATUREPIPE_")}
     env.update(

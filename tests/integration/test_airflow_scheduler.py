@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from cli_helpers import CLI, cli_env, run_cli
+from cli_helpers import CLI, cli_env, free_port, run_cli
 from compare import assert_features_equal, published
 from reference import reference_features
 
@@ -47,14 +47,6 @@ class Airflow:
         return json.loads(text[start:]) if start >= 0 else []
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     from featurepipe.orchestrator import airflow_env
@@ -66,7 +58,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     with pytest.MonkeyPatch.context() as patch:  # airflow_env() reads the data dir from the environment
         patch.setenv("FEATUREPIPE_DATA_DIR", str(data_dir))
         airflow_cli_env = {**airflow_env(), **{k: v for k, v in env.items() if k.startswith("FEATUREPIPE_")}}
-    port = _free_port()
+    port = free_port()
     log = data_dir / "standalone.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen([str(CLI), "ui", "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT,
