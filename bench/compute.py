@@ -22,9 +22,9 @@ AS_OF_DAYS = 90
 def spark_path(session, raw: Path, out: Path, first: dt.date, last: dt.date) -> float:
     from featurepipe.raw import read_source
     from featurepipe.spec import USER_PURCHASE
-    from jobs.compute_features import features_from_tiles
-    from jobs.compute_tiles import build_tiles
-    from jobs.validate_raw import deduplicate, split_valid
+    from featurepipe.features import features_from_tiles
+    from featurepipe.tiles import build_tiles
+    from featurepipe.validation import deduplicate, split_valid
 
     began = time.perf_counter()
     df, _ = read_source(session, str(raw / "transactions"), USER_PURCHASE.source)
@@ -126,7 +126,7 @@ def compare(spark_out: Path, duck_out: Path) -> int:
 
     ints = ("transactions_7d", "transactions_30d", "transactions_90d")
     floats = ("total_spent_7d", "total_spent_30d", "total_spent_90d", "avg_basket_size_30d", "max_purchase_90d")
-    checks = [f"count(*) FILTER (WHERE a.user_id IS NULL OR b.user_id IS NULL) AS one_side"]
+    checks = ["count(*) FILTER (WHERE a.user_id IS NULL OR b.user_id IS NULL) AS one_side"]
     checks += [f"count(*) FILTER (WHERE a.{c} <> b.{c}) AS {c}" for c in ints]
     checks += [f"count(*) FILTER (WHERE abs(a.{c} - b.{c}) > 1e-12 + 1e-9 * abs(b.{c})) AS {c}" for c in floats]
     checks += ["count(*) FILTER (WHERE a.favorite_category IS DISTINCT FROM b.favorite_category) AS favorite_category",

@@ -59,10 +59,10 @@ def pipeline_run(session, start: dt.date, end: dt.date) -> float:
     """
     from featurepipe.dates import AsOfRange
     from featurepipe.settings import get_settings
-    from jobs.compute_features import stage_features
-    from jobs.compute_tiles import rebuild_tiles
-    from jobs.publish import publish
-    from jobs.validate_raw import ingest
+    from featurepipe.features import stage_features
+    from featurepipe.ingest import ingest
+    from featurepipe.publishing import publish
+    from featurepipe.tiles import rebuild_tiles
 
     as_of = AsOfRange(start, end)
     began = time.perf_counter()

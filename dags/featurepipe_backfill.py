@@ -45,8 +45,7 @@ def featurepipe_backfill() -> None:
 
         return check_backfill_range(params["start"], params["end"])
 
-    steps = pipeline_tasks(start="{{ params.start }}", end="{{ params.end }}")
-    check_range() >> steps[0]
+    check_range() >> pipeline_tasks(start="{{ params.start }}", end="{{ params.end }}")
 
 
 featurepipe_backfill()

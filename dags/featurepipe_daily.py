@@ -55,7 +55,7 @@ def featurepipe_daily() -> None:
         print(f"[wait_for_landing] {why}")
         return ready
 
-    wait_for_landing() >> pipeline_tasks(start=as_of, end=as_of)[0]
+    wait_for_landing() >> pipeline_tasks(start=as_of, end=as_of)
 
 
 featurepipe_daily()

@@ -4,6 +4,8 @@
   once; a re-delivered file (new size or time) is read again and deduplicated like any landing.
 - `dirty_tile_days`: event days whose tiles must be rebuilt because a landing changed their events.
 - `pending_as_of`: published as-of dates whose rows are stale because a tile under them changed.
+- `run_spans`: the as-of span each DAG run's compute_features staged, which its later steps
+  validate, publish and materialize (tasks may run on different workers: state lives in the lake).
 
 Each step consumes what it finished and leaves the rest, so a failed run is repaired by the next.
 """
@@ -14,6 +16,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from featurepipe import lake
+from featurepipe.dates import AsOfRange
 from featurepipe.storage import FileInfo
 
 if TYPE_CHECKING:
@@ -112,3 +115,47 @@ def latest_published(spark: SparkSession) -> dt.date | None:
     if not lake.table_exists(spark, lake.FEATURES):
         return None
     return lake.read_table(spark, lake.FEATURES).agg(F.max("as_of_date")).first()[0]
+
+
+class MissingRunSpan(RuntimeError):
+    """A step after compute_features found no span for its run: compute_features did not finish for it."""
+
+
+def record_run_span(spark: SparkSession, run_id: str, as_of: AsOfRange, span: AsOfRange) -> None:
+    """What compute_features staged for a run (its range plus repaired late dates), for the later steps.
+
+    An append, never an update: appends never conflict with another run's, and a rerun of the
+    same run's compute_features simply adds a newer record.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DateType, StringType, StructField, StructType
+
+    schema = StructType([
+        StructField("run_id", StringType(), False),
+        StructField("start", DateType(), False),
+        StructField("end", DateType(), False),
+        StructField("span_start", DateType(), False),
+        StructField("span_end", DateType(), False),
+    ])
+    rows = spark.createDataFrame([(run_id, as_of.start, as_of.end, span.start, span.end)], schema)
+    lake.append(rows.withColumn("recorded_at", F.current_timestamp()), lake.RUN_SPANS)
+
+
+def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange) -> AsOfRange:
+    """The span compute_features recorded for `run_id` (the newest record); MissingRunSpan if none."""
+    from pyspark.sql import functions as F
+
+    found = None
+    if lake.table_exists(spark, lake.RUN_SPANS):
+        found = (
+            lake.read_table(spark, lake.RUN_SPANS)
+            .where((F.col("run_id") == run_id) & (F.col("start") == as_of.start) & (F.col("end") == as_of.end))
+            .orderBy(F.col("recorded_at").desc())
+            .first()
+        )
+    if found is None:
+        raise MissingRunSpan(
+            f"no span recorded for run {run_id!r} (as-of {as_of}) in {lake.RUN_SPANS}: compute_features has not "
+            f"finished for this run; rerun it before this step"
+        )
+    return AsOfRange(found["span_start"], found["span_end"])

@@ -27,9 +27,6 @@ class AsOfRange:
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
-    def dates(self) -> list[dt.date]:
-        return [self.start + dt.timedelta(days=i) for i in range(self.days)]
-
     @property
     def label(self) -> str:
         return self.start.isoformat() if self.start == self.end else f"{self.start}_{self.end}"
@@ -49,7 +46,14 @@ def range_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--as-of", type=parse_date, help="one as-of date (UTC midnight)")
     parser.add_argument("--start", type=parse_date, help="first as-of date of a range")
     parser.add_argument("--end", type=parse_date, help="last as-of date of a range (inclusive)")
+    parser.add_argument("--run-id", help="the orchestrator's run id, which keys the run's state in the lake "
+                                         "(default: manual__<range>)")
     return parser
+
+
+def run_id(args: argparse.Namespace, as_of: AsOfRange) -> str:
+    """The run's id: the orchestrator's (`--run-id`), else one derived from the range for runs by hand."""
+    return args.run_id or f"manual__{as_of.label}"
 
 
 def range_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AsOfRange:

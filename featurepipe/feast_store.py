@@ -108,6 +108,10 @@ def ensure_applied(store: FeatureStore) -> bool:
     # the repo's modules import each other by name (entities, data_sources, ...), as under `feast apply`
     if str(FEATURE_REPO_DIR) not in sys.path:
         sys.path.insert(0, str(FEATURE_REPO_DIR))
+    # the repo's modules read the lake location when imported: a long-lived process (the Spark
+    # server) must import them again for the current settings, not reuse an earlier request's
+    for module in [p.stem for p in FEATURE_REPO_DIR.glob("*.py")]:
+        sys.modules.pop(module, None)
     try:
         apply_total(store.config, FEATURE_REPO_DIR, skip_source_validation=True)
     finally:

@@ -21,6 +21,12 @@ FEATURES = "features/user_purchase_features"
 INGESTED_FILES = "bookkeeping/ingested_files"
 DIRTY_DAYS = "bookkeeping/dirty_tile_days"
 PENDING_AS_OF = "bookkeeping/pending_as_of"
+RUN_SPANS = "bookkeeping/run_spans"
+
+# columns the tables share
+EVENT_DATE = "event_date"  # UTC day of an event: partitions clean/transactions and the tiles
+AS_OF_DATE = "as_of_date"  # the date of as-of T: partitions the staged and published feature rows
+SOURCE_FILE = "source_file"  # the raw file a row was read from (clean and quarantined rows)
 
 
 def table_path(table: str) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from featurepipe.aggregations import operation
 from featurepipe.settings import EXPECTATIONS_DIR, get_settings
 from featurepipe.spec import TRANSACTIONS, USER_PURCHASE, FeatureGroup, Op, Source
 
@@ -52,9 +53,6 @@ BATCH_DEFINITION_NAME = "whole_dataframe"
 AVG_MAX_RELATIVE_TOLERANCE = 1e-9
 # Upper bound for "finite": in Spark NaN sorts above every number and +inf is above this.
 _FINITE_MAX = sys.float_info.max
-# Aggregations whose value can only grow with the window (a superset of events).
-_MONOTONE_OPS = (Op.COUNT, Op.SUM, Op.MAX)
-_NUMERIC_OPS = (Op.COUNT, Op.SUM, Op.AVG, Op.MAX)
 
 
 # --- suites, built from the spec ---------------------------------------------------------
@@ -91,7 +89,7 @@ def build_feature_suite(group: FeatureGroup = USER_PURCHASE, name: str | None = 
 
     key, ts = group.join_key, group.source.timestamp_column
     features = group.features
-    numeric = [f for f in features if f.op in _NUMERIC_OPS]
+    numeric = [f for f in features if operation(f.op).numeric]
     expectations: list[gxe.Expectation] = []
     expectations.append(
         gxe.ExpectTableColumnsToMatchSet(column_set=[key, ts, *group.feature_names], exact_match=False)
@@ -112,7 +110,7 @@ def build_feature_suite(group: FeatureGroup = USER_PURCHASE, name: str | None = 
     # as long as the job adds each window's amounts in one order (IEEE rounding is monotone);
     # a job that sums windows in different orders would need a tolerance here.
     for agg in group.aggregations:
-        if agg.op not in _MONOTONE_OPS:
+        if not operation(agg.op).monotone:  # only then does a longer window hold a larger value
             continue
         by_window = sorted(agg.features(), key=lambda f: f.window_days)
         for shorter, longer in zip(by_window, by_window[1:]):

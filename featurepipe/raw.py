@@ -11,14 +11,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from featurepipe.lake import SOURCE_FILE
 from featurepipe.spec import Source
 from featurepipe.storage import filesystem, list_parquet_files, spark_uri
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
-
-SOURCE_FILE = "source_file"
 
 
 class RawSchemaError(ValueError):

@@ -29,22 +29,4 @@ def read_run_reports(as_of: AsOfRange) -> dict[str, dict[str, Any]]:
     folder = run_dir(as_of)
     if not folder.is_dir():
         return {}
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.stem != "span"}
-
-
-def write_span(as_of: AsOfRange, span: AsOfRange) -> None:
-    """The as-of dates a run actually recomputes (its range plus repaired late dates), for later steps."""
-    folder = run_dir(as_of)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "span.json").write_text(json.dumps({"start": span.start.isoformat(), "end": span.end.isoformat()}) + "\n")
-
-
-def read_span(as_of: AsOfRange) -> AsOfRange:
-    """What `write_span` recorded for this run, else the run's own range."""
-    import datetime as dt
-
-    path = run_dir(as_of) / "span.json"
-    if not path.exists():
-        return as_of
-    body = json.loads(path.read_text())
-    return AsOfRange(dt.date.fromisoformat(body["start"]), dt.date.fromisoformat(body["end"]))
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}

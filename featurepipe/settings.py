@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +103,3 @@ def _normalise_uri(uri: str) -> str:
         return uri.rstrip("/")
     return str(Path(uri).expanduser().resolve())
 
-
-def venv_python() -> str:
-    """The interpreter PySpark workers must use (they otherwise start whatever `python3` is on PATH)."""
-    return sys.executable

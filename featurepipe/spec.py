@@ -7,25 +7,19 @@ window is a one-line change to an `Aggregation` below.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from enum import Enum
+
+from featurepipe.aggregations import Dtype, Op, operation
+
+__all__ = ["Aggregation", "Column", "Dtype", "Feature", "FeatureGroup", "Op", "SpecError", "Source",
+           "TRANSACTIONS", "USER_PURCHASE"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # snake_case: feature, column and table names
 
 
-class Op(str, Enum):
-    COUNT = "count"  # events in the window
-    SUM = "sum"  # sum of the input column, 0.0 if none
-    AVG = "avg"  # sum / count, 0.0 if none
-    MAX = "max"  # max of the input column, 0.0 if none
-    MODE = "mode"  # most frequent non-null value; ties -> smallest; null if none
-
-
-class Dtype(str, Enum):
-    INT64 = "Int64"
-    FLOAT64 = "Float64"
-    STRING = "String"
-
-
-_OP_DTYPE = {Op.COUNT: Dtype.INT64, Op.SUM: Dtype.FLOAT64, Op.AVG: Dtype.FLOAT64, Op.MAX: Dtype.FLOAT64, Op.MODE: Dtype.STRING}
+class SpecError(ValueError):
+    """A declaration that cannot work, named where it is declared."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +31,7 @@ class Feature:
 
     @property
     def dtype(self) -> Dtype:
-        return _OP_DTYPE[self.op]
+        return operation(self.op).dtype
 
 
 @dataclass(frozen=True)
@@ -51,9 +45,28 @@ class Aggregation:
     # `favorite_category` carries no window suffix in the contract
     window_suffix: bool = True
 
-    def features(self) -> list[Feature]:
+    def __post_init__(self) -> None:
+        where = f"Aggregation {self.name!r}"
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise SpecError(f"{where}: the name must be snake_case (a-z, 0-9, _)")
+        if not isinstance(self.op, Op):
+            raise SpecError(f"{where}: op must be one of {', '.join('Op.' + o.name for o in Op)}, got {self.op!r}")
+        op = operation(self.op)
+        if op.takes_column and not self.column:
+            raise SpecError(f"{where}: Op.{self.op.name} needs a column (e.g. column=\"amount\")")
+        if not op.takes_column and self.column is not None:
+            raise SpecError(f"{where}: Op.{self.op.name} takes no column, got column={self.column!r}")
+        if not isinstance(self.windows, tuple) or not self.windows:
+            raise SpecError(f"{where}: windows must be a non-empty tuple of days, e.g. (7, 30), got {self.windows!r}")
+        for w in self.windows:
+            if not isinstance(w, int) or isinstance(w, bool) or w <= 0:
+                raise SpecError(f"{where}: every window must be a whole number of days > 0, got {w!r}")
+        if len(set(self.windows)) != len(self.windows):
+            raise SpecError(f"{where}: a window is listed twice in {self.windows}")
         if not self.window_suffix and len(self.windows) != 1:
-            raise ValueError(f"{self.name}: a name without window suffix needs exactly one window")
+            raise SpecError(f"{where}: a name without window suffix needs exactly one window, got {self.windows}")
+
+    def features(self) -> list[Feature]:
         return [
             Feature(f"{self.name}_{w}d" if self.window_suffix else self.name, self.op, self.column, w)
             for w in self.windows
@@ -76,6 +89,18 @@ class Source:
     id_column: str
     timestamp_column: str
 
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise SpecError(f"Source {self.name!r}: a column is declared twice in {names}")
+        for column, kind in ((self.id_column, "string"), (self.timestamp_column, "timestamp")):
+            found = next((c for c in self.columns if c.name == column), None)
+            if found is None or found.kind != kind or not found.required:
+                raise SpecError(f"Source {self.name!r}: {column!r} must be a required {kind} column")
+        for c in self.columns:
+            if c.kind not in ("string", "double", "timestamp"):
+                raise SpecError(f"Source {self.name!r}: column {c.name!r} has unknown kind {c.kind!r}")
+
     @property
     def required(self) -> list[Column]:
         return [c for c in self.columns if c.required]
@@ -91,6 +116,30 @@ class FeatureGroup:
     source: Source
     aggregations: tuple[Aggregation, ...]
     description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"FeatureGroup {self.name!r}"
+        if not self.aggregations:
+            raise SpecError(f"{where}: declares no aggregation")
+        columns = {c.name: c for c in self.source.columns}
+        if self.join_key not in columns:
+            raise SpecError(f"{where}: join key {self.join_key!r} is not a column of source {self.source.name!r}")
+        for agg in self.aggregations:
+            if agg.column is None:
+                continue
+            column = columns.get(agg.column)
+            if column is None:
+                raise SpecError(f"{where}: aggregation {agg.name!r} reads {agg.column!r}, which source "
+                                f"{self.source.name!r} does not have (it has {', '.join(columns)})")
+            kinds = operation(agg.op).column_kinds
+            if column.kind not in kinds:
+                raise SpecError(f"{where}: aggregation {agg.name!r}: Op.{agg.op.name} needs a {' or '.join(kinds)} "
+                                f"column, {agg.column!r} is {column.kind}")
+        seen: set[str] = set()
+        for name in [f.name for a in self.aggregations for f in a.features()]:
+            if name in seen or name in (self.join_key, self.source.timestamp_column):
+                raise SpecError(f"{where}: feature name {name!r} is declared twice (or clashes with a key column)")
+            seen.add(name)
 
     @property
     def features(self) -> list[Feature]:
@@ -149,5 +198,3 @@ USER_PURCHASE = FeatureGroup(
         Aggregation("favorite_category", Op.MODE, windows=(90,), column="category", window_suffix=False),
     ),
 )
-
-FEATURE_GROUPS = {USER_PURCHASE.name: USER_PURCHASE}

@@ -5,31 +5,18 @@ from __future__ import annotations
 import sys
 
 
-def publish(spark, span) -> dict:
-    """Replace the span's partitions of the feature table with the staged rows; clear their pending marks."""
-    from featurepipe import bookkeeping, lake
-    from jobs.compute_features import AS_OF_DATE
-
-    staged = lake.read_range(spark, lake.STAGED_FEATURES, AS_OF_DATE, span.start, span.end).cache()
-    lake.replace_partitions(staged, lake.FEATURES, AS_OF_DATE, span.start, span.end)
-    bookkeeping.clear_pending_as_of(spark, span.start, span.end)
-    return {
-        "span": str(span),
-        "rows": staged.count(),
-        "table": lake.FEATURES,
-        "latest_as_of": str(bookkeeping.latest_published(spark)),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
-    from featurepipe.dates import range_from_args, range_parser
-    from featurepipe.reports import read_span, write_step_report
+    from featurepipe import bookkeeping
+    from featurepipe.dates import range_from_args, range_parser, run_id
+    from featurepipe.publishing import publish
+    from featurepipe.reports import write_step_report
     from featurepipe.spark import get_spark
 
     parser = range_parser(__doc__.splitlines()[0])
-    as_of = range_from_args(parser, parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    as_of = range_from_args(parser, args)
     spark = get_spark(f"featurepipe-publish-{as_of.label}")
-    write_step_report("publish", as_of, publish(spark, read_span(as_of)))
+    write_step_report("publish", as_of, publish(spark, bookkeeping.run_span(spark, run_id(args, as_of), as_of)))
     return 0
 
 

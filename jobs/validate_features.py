@@ -1,4 +1,4 @@
-"""validate_features: the feature suite (GX) on the staged rows of the run's range; failure blocks publishing."""
+"""validate_features: the feature suite (GX) on the staged rows of the run's span; failure blocks publishing."""
 
 from __future__ import annotations
 
@@ -6,20 +6,19 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from featurepipe import lake
-    from featurepipe.dates import range_from_args, range_parser
-    from featurepipe.quality import validate_dataframe
-    from featurepipe.reports import read_span, write_step_report
+    from featurepipe import bookkeeping, lake
+    from featurepipe.dates import range_from_args, range_parser, run_id
+    from featurepipe.quality import FEATURE_SUITE, validate_dataframe
+    from featurepipe.reports import write_step_report
     from featurepipe.spark import get_spark
-    from featurepipe.spec import USER_PURCHASE
-    from jobs.compute_features import AS_OF_DATE
 
     parser = range_parser(__doc__.splitlines()[0])
-    as_of = range_from_args(parser, parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    as_of = range_from_args(parser, args)
     spark = get_spark(f"featurepipe-validate-features-{as_of.label}")
-    span = read_span(as_of)  # the range plus late-data repairs, as compute_features staged it
-    staged = lake.read_range(spark, lake.STAGED_FEATURES, AS_OF_DATE, span.start, span.end).drop(AS_OF_DATE)
-    outcome = validate_dataframe(staged, USER_PURCHASE.name, f"features-{as_of.label}")
+    span = bookkeeping.run_span(spark, run_id(args, as_of), as_of)  # the range plus late-data repairs
+    staged = lake.read_range(spark, lake.STAGED_FEATURES, lake.AS_OF_DATE, span.start, span.end).drop(lake.AS_OF_DATE)
+    outcome = validate_dataframe(staged, FEATURE_SUITE, f"features-{as_of.label}")
     write_step_report(
         "validate_features",
         as_of,

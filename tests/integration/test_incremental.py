@@ -25,10 +25,10 @@ LOOKBACK = 30
 
 def run(spark, start: dt.date, end: dt.date) -> dict:
     """One pipeline run for as-of start..end, as the DAG does it (minus the gates and Feast)."""
-    from jobs.compute_features import stage_features
-    from jobs.compute_tiles import rebuild_tiles
-    from jobs.publish import publish
-    from jobs.validate_raw import ingest
+    from featurepipe.features import stage_features
+    from featurepipe.ingest import ingest
+    from featurepipe.publishing import publish
+    from featurepipe.tiles import rebuild_tiles
 
     as_of = AsOfRange(start, end)
     report = ingest(spark, as_of)

@@ -14,10 +14,10 @@ import pytest
 
 import reference
 from featurepipe.spec import TRANSACTIONS, USER_PURCHASE
-from jobs import validate_raw
-from jobs.compute_features import features_from_tiles
-from jobs.compute_tiles import build_tiles
-from jobs.validate_raw import deduplicate, split_valid
+from featurepipe import validation
+from featurepipe.features import features_from_tiles
+from featurepipe.tiles import build_tiles
+from featurepipe.validation import deduplicate, split_valid
 
 UTC = timezone.utc
 DAY = timedelta(days=1)
@@ -73,14 +73,14 @@ def feature_schema():
 
 def test_reason_codes_are_the_contracts() -> None:
     assert [
-        validate_raw.TRANSACTION_ID_MISSING,
-        validate_raw.TRANSACTION_ID_EMPTY,
-        validate_raw.USER_ID_MISSING,
-        validate_raw.USER_ID_EMPTY,
-        validate_raw.AMOUNT_MISSING,
-        validate_raw.AMOUNT_NOT_FINITE,
-        validate_raw.AMOUNT_NOT_POSITIVE,
-        validate_raw.EVENT_TIMESTAMP_MISSING,
+        validation.TRANSACTION_ID_MISSING,
+        validation.TRANSACTION_ID_EMPTY,
+        validation.USER_ID_MISSING,
+        validation.USER_ID_EMPTY,
+        validation.AMOUNT_MISSING,
+        validation.AMOUNT_NOT_FINITE,
+        validation.AMOUNT_NOT_POSITIVE,
+        validation.EVENT_TIMESTAMP_MISSING,
     ] == [
         reference.R_TXN_MISSING,
         reference.R_TXN_EMPTY,
@@ -178,7 +178,7 @@ def test_split_valid_flags_every_rule_in_rule_order(spark) -> None:
 
 
 def test_split_valid_treats_any_whitespace_only_id_as_empty(spark) -> None:
-    # tests/reference.py and the comment in jobs/validate_raw.py: whitespace-only ids are empty
+    # tests/reference.py and the comment in featurepipe/validation.py: whitespace-only ids are empty
     t = T_VALID
     rows = [
         ("\t", "u1", "tid_tab", "books", 1.0, t),

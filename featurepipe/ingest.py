@@ -1,0 +1,190 @@
+"""Ingesting new landings: raw files -> quarantine (bad rows, with reasons) + clean, deduplicated events.
+
+`ingest` runs the named steps below in an order that matters for crashes: the event days a
+batch changes are marked dirty *before* the clean MERGE, and the files are recorded as read
+*after* it. A crash between any two steps therefore leaves either a harmless extra dirty mark
+or files that are read again (and deduplicated again) by the next run; never a change that no
+tile rebuild will see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from featurepipe.dates import AsOfRange
+from featurepipe.lake import EVENT_DATE
+from featurepipe.spec import Source
+from featurepipe.storage import FileInfo
+from featurepipe.validation import REASON, changed_days, deduplicate, rank_key, winners, with_reasons, with_row_key
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+# up to this many distinct ids per landing batch, the clean table is read through an IN list
+MAX_PUSHED_IDS = 50_000
+
+
+class RawSuiteFailed(RuntimeError):
+    """The raw suite failed on rows that passed the quarantine rules: a bug there; nothing merged."""
+
+
+@dataclass
+class Batch:
+    """One landing batch, split by the rules: every raw row, the valid deduplicated events, the quarantine rows."""
+
+    flagged: DataFrame  # raw rows with `reason` (null if valid)
+    events: DataFrame  # one row per event id, with `event_date`
+    invalid: DataFrame  # quarantine rows: raw columns, reason, row_key, as_of
+
+
+def list_new_files(spark: SparkSession, uri: str) -> tuple[list[FileInfo], list[FileInfo]]:
+    """(every raw file under `uri`, those not ingested yet); no files at all is an error."""
+    from featurepipe import bookkeeping
+    from featurepipe.storage import list_parquet_file_info
+
+    listed = list_parquet_file_info(uri)
+    if not listed:
+        raise FileNotFoundError(f"no Parquet files under {uri}")
+    return listed, bookkeeping.new_files(spark, listed)
+
+
+def split_batch(raw: DataFrame, source: Source, as_of: AsOfRange) -> Batch:
+    """Apply the row rules and deduplicate within the batch (SPEC §2)."""
+    from pyspark.sql import functions as F
+
+    from featurepipe.dates import midnight
+
+    flagged = with_reasons(raw, source).cache()
+    valid = flagged.where(F.col(REASON).isNull()).drop(REASON)
+    invalid = with_row_key(flagged.where(F.col(REASON).isNotNull()), source).withColumn(
+        "as_of", F.lit(midnight(as_of.end)).cast("timestamp")
+    )
+    events = deduplicate(valid, source).withColumn(EVENT_DATE, F.to_date(source.timestamp_column)).cache()
+    return Batch(flagged, events, invalid)
+
+
+def quarantine(spark: SparkSession, invalid: DataFrame, rows: int) -> None:
+    """Insert quarantine rows never seen before; a row keeps the as-of of the run that first saw it."""
+    from delta.tables import DeltaTable
+
+    from featurepipe import lake
+
+    if rows == 0 and lake.table_exists(spark, lake.QUARANTINE):
+        return  # nothing to add: no MERGE (a clean landing is the usual day)
+    if lake.table_exists(spark, lake.QUARANTINE):
+        (
+            DeltaTable.forPath(spark, lake.table_path(lake.QUARANTINE)).alias("q")
+            .merge(invalid.alias("n"), "q.row_key = n.row_key")
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    else:
+        lake.overwrite(invalid, lake.QUARANTINE)
+
+
+def stored_copies(spark: SparkSession, events: DataFrame, source: Source) -> tuple[DataFrame | None, list[str] | None]:
+    """(the clean table narrowed to the batch's ids where possible, the ids pushed), or (None, None) before the first run.
+
+    A literal IN list lets Delta skip every file whose id range cannot hold a batch id (per-file
+    min/max statistics), so a daily landing does not read the whole history.
+    """
+    from pyspark.sql import functions as F
+
+    from featurepipe import lake
+
+    if not lake.table_exists(spark, lake.CLEAN_TRANSACTIONS):
+        return None, None
+    current = lake.read_table(spark, lake.CLEAN_TRANSACTIONS)
+    ids = events.select(source.id_column).limit(MAX_PUSHED_IDS + 1).collect()
+    if len(ids) > MAX_PUSHED_IDS:
+        return current, None
+    pushed = [r[0] for r in ids]
+    return current.where(F.col(source.id_column).isin(pushed)), pushed
+
+
+def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_run: bool, ids: list[str] | None,
+                replacing: int) -> None:
+    """Upsert the winning copies into `clean/transactions` (a stored copy is replaced only by a better one).
+
+    `replacing`: how many winners replace a stored copy. With none (the usual landing: new events
+    only), an append does what the MERGE would, without the MERGE's scan of the target.
+    """
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from featurepipe import lake
+
+    rows = winning.drop("_previous_date", "_replaces")
+    if first_run:
+        lake.overwrite(rows, lake.CLEAN_TRANSACTIONS, partition_by=EVENT_DATE)
+        return
+    if replacing == 0:
+        lake.append(rows.repartition(EVENT_DATE), lake.CLEAN_TRANSACTIONS)  # one file per day, as the other writes
+        return
+    condition = F.col(f"c.{source.id_column}") == F.col(f"n.{source.id_column}")
+    if ids is not None:
+        condition = condition & F.col(f"c.{source.id_column}").isin(ids)  # the same file skipping as the read
+    (
+        DeltaTable.forPath(spark, lake.table_path(lake.CLEAN_TRANSACTIONS)).alias("c")
+        .merge(rows.alias("n"), condition)
+        .whenMatchedUpdateAll(condition=rank_key(source, "n") < rank_key(source, "c"))
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], None] | None = None) -> dict:
+    """Read the landings not yet ingested, quarantine bad rows, merge valid events into the clean table.
+
+    `gate(events)` may veto the batch before anything is written (the raw GX suite). Returns the
+    step report. The order of the writes is the crash-safety rule of the module docstring.
+    """
+
+    from pyspark.sql import functions as F
+
+    from featurepipe import bookkeeping
+    from featurepipe.raw import read_source
+    from featurepipe.settings import get_settings
+    from featurepipe.spec import USER_PURCHASE
+
+    source = USER_PURCHASE.source
+    uri = get_settings().transactions_uri
+    listed, fresh = list_new_files(spark, uri)
+    report = {"files": len(listed), "new_files": len(fresh)}
+    if not fresh:
+        print(f"[validate_raw] {len(listed)} raw files under {uri}, none new")
+        return {**report, "raw_rows": 0, "quarantined_rows": 0, "quarantine_reasons": {}, "duplicate_rows_dropped": 0,
+                "new_or_corrected_events": 0, "dirty_days": 0}
+    print(f"[validate_raw] reading {len(fresh)} new of {len(listed)} raw files under {uri}")
+    raw, _ = read_source(spark, uri, source, files=[f.path for f in fresh])
+    batch = split_batch(raw, source, as_of)
+    if gate is not None:
+        gate(batch.events.drop(EVENT_DATE))
+
+    # one job counts every raw row by reason (null: valid)
+    by_reason = {r[REASON]: r["count"] for r in batch.flagged.groupBy(REASON).count().collect()}
+    n_valid = by_reason.pop(None, 0)
+    n_raw = n_valid + sum(by_reason.values())
+    quarantine(spark, batch.invalid, rows=n_raw - n_valid)
+    current, ids = stored_copies(spark, batch.events, source)
+    winning = winners(batch.events, current, source).cache()
+    days = changed_days(winning, source)
+    # counted before the merge: writing the clean table invalidates every cache built on it
+    n_events = batch.events.count()
+    won = winning.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("_replaces").cast("int")).alias("replacing")).first()
+    n_won, replacing = won["n"], won["replacing"] or 0
+    bookkeeping.mark_dirty_days(spark, days, as_of.label)  # before the merge: see the module docstring
+    merge_clean(spark, winning, source, first_run=current is None, ids=ids, replacing=replacing)
+    bookkeeping.record_ingested(spark, fresh, as_of.end)  # after it: an unrecorded file is read again
+    return {
+        **report,
+        "raw_rows": n_raw,
+        "quarantined_rows": n_raw - n_valid,
+        "quarantine_reasons": by_reason,
+        "duplicate_rows_dropped": n_valid - n_won,
+        "new_or_corrected_events": n_won,
+        "dirty_days": len(days),
+        "dirty_day_range": f"{days[0]}..{days[-1]}" if days else "",
+        "batch_events": n_events,
+    }

@@ -1,0 +1,145 @@
+"""Raw-row rules (SPEC §2) as pure transforms: quarantine reasons, the surviving copy of an event, row identities.
+
+Validation comes first; then one row per event id across every landing (earliest timestamp wins,
+then the smallest amount). `featurepipe.ingest` applies these to each new landing batch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from featurepipe.lake import EVENT_DATE, SOURCE_FILE
+from featurepipe.spec import Source
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+REASON = "reason"
+
+# reason codes, in rule order; a row breaking several rules gets all of them, comma-joined
+TRANSACTION_ID_MISSING = "transaction_id_missing"
+TRANSACTION_ID_EMPTY = "transaction_id_empty"
+USER_ID_MISSING = "user_id_missing"
+USER_ID_EMPTY = "user_id_empty"
+AMOUNT_MISSING = "amount_missing"  # null or NaN
+AMOUNT_NOT_FINITE = "amount_not_finite"
+AMOUNT_NOT_POSITIVE = "amount_not_positive"
+EVENT_TIMESTAMP_MISSING = "event_timestamp_missing"
+
+
+def _rule_checks(source: Source) -> list[tuple[str, Column]]:
+    """(reason, condition that is true when the row breaks the rule) for every required column."""
+    from pyspark.sql import functions as F
+
+    checks: list[tuple[str, Column]] = []
+    for column in source.required:
+        c = F.col(column.name)
+        if column.kind == "string":
+            # whitespace-only ids (tabs, newlines too: F.trim strips only spaces) are as empty as ""
+            checks.append((f"{column.name}_missing", c.isNull()))
+            checks.append((f"{column.name}_empty", c.isNotNull() & c.rlike(r"^\s*$")))
+        elif column.kind == "double":
+            checks.append((f"{column.name}_missing", c.isNull() | F.isnan(c)))
+            finite = c.isNotNull() & ~F.isnan(c)
+            infinite = finite & (F.abs(c) == F.lit(float("inf")))
+            checks.append((f"{column.name}_not_finite", infinite))
+            checks.append((f"{column.name}_not_positive", finite & ~infinite & (c <= 0)))
+        else:
+            checks.append((f"{column.name}_missing", c.isNull()))
+    return checks
+
+
+def with_reasons(raw: DataFrame, source: Source) -> DataFrame:
+    """`raw` plus `reason`: null for a valid row, else every broken rule, comma-joined."""
+    from pyspark.sql import functions as F
+
+    parts = [F.when(broken, F.lit(reason)) for reason, broken in _rule_checks(source)]
+    reason = F.concat_ws(",", *parts)  # concat_ws skips nulls
+    return raw.withColumn(REASON, F.when(reason != "", reason))
+
+
+def split_valid(raw: DataFrame, source: Source) -> tuple[DataFrame, DataFrame]:
+    """(valid rows, invalid rows with `reason`)."""
+    from pyspark.sql import functions as F
+
+    flagged = with_reasons(raw, source)
+    return flagged.where(F.col(REASON).isNull()).drop(REASON), flagged.where(F.col(REASON).isNotNull())
+
+
+def rank_key(source: Source, alias: str | None = None) -> Column:
+    """The order that picks an event's surviving copy: earliest timestamp, then smallest amount,
+    then (only for determinism) the other columns with nulls last, then the source file.
+
+    `alias` qualifies the columns (`c`/`n` inside a MERGE)."""
+    from pyspark.sql import functions as F
+
+    def col(name: str) -> Column:
+        return F.col(f"{alias}.{name}" if alias else name)
+
+    parts = [col(source.timestamp_column), col("amount")]
+    for column in source.columns:
+        if column.name in (source.id_column, source.timestamp_column, "amount"):
+            continue
+        parts += [col(column.name).isNull(), col(column.name)]  # False < True: nulls last
+    parts.append(col(SOURCE_FILE))
+    return F.struct(*parts)
+
+
+def deduplicate(valid: DataFrame, source: Source) -> DataFrame:
+    """One row per event id: the copy with the smallest `rank_key`."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    w = Window.partitionBy(source.id_column).orderBy(rank_key(source))
+    return valid.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
+
+
+def winners(batch: DataFrame, current: DataFrame | None, source: Source) -> DataFrame:
+    """Rows of a deduplicated landing batch that beat the stored copy of their event (or have none),
+    with `_replaces` (a stored copy exists) and `_previous_date`: the event day of the copy they
+    replace, if its payload differed."""
+    from pyspark.sql import functions as F
+
+    key = source.id_column
+    if current is None:
+        return batch.withColumn("_replaces", F.lit(False)).withColumn("_previous_date", F.lit(None).cast("date"))
+    stored = current.join(batch.select(key), key, "left_semi").select(
+        F.col(key), rank_key(source).alias("_stored_rank"), F.col(EVENT_DATE).alias("_stored_date"),
+        F.struct(*[F.col(c.name) for c in source.columns]).alias("_stored_payload"),
+    )
+    joined = batch.join(stored, key, "left")
+    payload = F.struct(*[F.col(c.name) for c in source.columns])
+    win = F.col("_stored_rank").isNull() | (rank_key(source) < F.col("_stored_rank"))
+    return joined.where(win).select(
+        *batch.columns,
+        F.col("_stored_rank").isNotNull().alias("_replaces"),
+        F.when(F.col("_stored_payload").isNotNull() & (payload != F.col("_stored_payload")), F.col("_stored_date"))
+        .alias("_previous_date"),
+    )
+
+
+def changed_days(winning: DataFrame, source: Source) -> list:
+    """Event days whose events a batch changes: days it adds to, and days it takes a replaced copy from."""
+    from pyspark.sql import functions as F
+
+    days = winning.select(F.to_date(source.timestamp_column).alias("d")).union(
+        winning.where(F.col("_previous_date").isNotNull()).select(F.col("_previous_date").alias("d"))
+    )
+    return sorted(r["d"] for r in days.distinct().collect())
+
+
+def with_row_key(invalid: DataFrame, source: Source) -> DataFrame:
+    """A stable identity for each quarantined row (file + content + occurrence), so reruns add nothing twice."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    content = F.sha2(
+        F.to_json(F.struct(*[F.col(c.name) for c in source.columns], F.col(SOURCE_FILE))), 256
+    )
+    w = Window.partitionBy("_content").orderBy("_content")
+    occurrence = F.row_number().over(w)
+    return (
+        invalid.withColumn("_content", content)
+        .withColumn("row_key", F.concat_ws("#", F.col("_content"), occurrence.cast("string")))
+        .drop("_content")
+    )
