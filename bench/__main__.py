@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ("history", "backfill", "compute")
+BENCHMARKS = ("history", "backfill", "compute", "fixed_cost")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     u = sub.add_parser("ui", help="Airflow UI, scheduler and DAG processor on embedded defaults (airflow standalone)")
     u.add_argument("--port", type=int, default=8080)
 
+    ss = sub.add_parser("spark-server", help="a shared, warm Spark driver that runs pipeline steps (FEATUREPIPE_SPARK_SERVER)")
+    ss.add_argument("--host", default="127.0.0.1")
+    ss.add_argument("--port", type=int, default=7078)
+
     sub.add_parser("feast-env", help="print shell exports that let the `feast` CLI use feature_repo/")
     return p
 
@@ -67,8 +71,8 @@ def _print_run_summary(as_of: AsOfRange) -> None:
     from featurepipe.reports import read_run_reports, run_dir
 
     reports = read_run_reports(as_of)
-    raw, tiles = reports.get("validate_raw", {}), reports.get("compute_tiles", {})
-    feats, pub = reports.get("compute_features", {}), reports.get("publish", {})
+    raw, feats, pub = reports.get("validate_raw", {}), reports.get("compute_features", {}), reports.get("publish", {})
+    tiles = feats.get("tiles", {})
     print(f"done: as-of {as_of} ({as_of.days} day{'s' if as_of.days > 1 else ''})")
     if raw:
         print(f"  landings: {raw['new_files']} new of {raw['files']} files, {raw['raw_rows']} raw rows, "
@@ -96,7 +100,8 @@ def _run(args: argparse.Namespace) -> None:
     if not ready:
         raise BadRange(f"{why}: the daily run would wait for it to land")
     print(f"[run] {why}", flush=True)
-    run_dag(DAILY_DAG, args.date.isoformat())
+    # checked just above: the sensor is marked done instead of checking the landing a second time
+    run_dag(DAILY_DAG, args.date.isoformat(), skip="wait_for_landing")
     _print_run_summary(AsOfRange(args.date, args.date))
 
 
@@ -126,7 +131,10 @@ def _read_table(path: str):
 
 
 def _training_set(args: argparse.Namespace) -> None:
+    from featurepipe.command_log import open_command_log
     from featurepipe.feast_store import training_set
+
+    print(f"[training-set] library output (Spark, Feast) goes to {open_command_log('training-set')}", flush=True)
 
     entities = _read_table(args.entities)
     print(f"[training-set] {len(entities)} entity rows from {args.entities}", flush=True)
@@ -138,7 +146,10 @@ def _training_set(args: argparse.Namespace) -> None:
 
 
 def _online(args: argparse.Namespace) -> None:
+    from featurepipe.command_log import open_command_log
     from featurepipe.feast_store import online_features
+
+    open_command_log("online")  # stdout is JSON lines only: the log is under $FEATUREPIPE_DATA_DIR/logs/
 
     for row in online_features(args.user_ids, features=args.features, feature_service=args.feature_service):
         print(json.dumps(row, default=str))
@@ -148,6 +159,9 @@ def _serve(args: argparse.Namespace) -> None:
     from featurepipe.feast_store import get_store, require_registry
 
     require_registry()
+    from featurepipe.command_log import open_command_log
+
+    print(f"[serve] library output goes to {open_command_log('serve')}", flush=True)
     print(f"[serve] Feast feature server on http://{args.host}:{args.port} (POST /get-online-features)", flush=True)
     get_store().serve(host=args.host, port=args.port, type_="http", no_access_log=True)
 
@@ -164,6 +178,16 @@ def _ui(args: argparse.Namespace) -> None:
     ensure_airflow_db(env)
     print(f"[ui] Airflow on http://localhost:{args.port} (login printed below by airflow standalone)", flush=True)
     os.execve(airflow_command(), [airflow_command(), "standalone"], env)
+
+
+def _spark_server(args: argparse.Namespace) -> None:
+    from featurepipe.spark_server import serve
+
+    from featurepipe.command_log import open_command_log
+
+    print(f"[spark-server] starting a Spark session for pipeline steps on {args.host}:{args.port}; "
+          f"library output goes to {open_command_log('spark-server')}", flush=True)
+    serve(args.host, args.port)
 
 
 def _feast_env(_: argparse.Namespace) -> None:
@@ -183,6 +207,7 @@ COMMANDS = {
     "online": _online,
     "serve": _serve,
     "ui": _ui,
+    "spark-server": _spark_server,
     "feast-env": _feast_env,
 }
 

@@ -15,7 +15,8 @@ from featurepipe.settings import DAGS_DIR, PROJECT_ROOT, get_settings
 DAILY_DAG = "featurepipe_daily"
 BACKFILL_DAG = "featurepipe_backfill"
 
-_STEP_LINE = re.compile(r"\] ((?:\[(?:wait_for_landing|validate_raw|compute_tiles|compute_features|validate_features|publish|materialize|feast)\]|GX suite|validate_(?:raw|features):|featurepipe).*?)(?: \[airflow[.\w]*\].*)?$")
+# a step's own line: raw (inline or server runner) or after a logger prefix (spark-submit's output)
+_STEP_LINE = re.compile(r"(?:^|\] )((?:\[(?:wait_for_landing|validate_raw|compute_features|validate_features|publish|materialize|feast)\]|GX suite|validate_(?:raw|features):|featurepipe).*?)(?: \[airflow[.\w]*\].*)?$")
 _TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
 _TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
 _ERROR = re.compile(r"\[error\s*\] (.*?)(?: \[[\w.]+\] loc=.*)?$")
@@ -42,7 +43,8 @@ def airflow_env() -> dict[str, str]:
     """Environment for the embedded Airflow: home, DAGs, plugins, SQLite metadata DB, our venv first on PATH."""
     settings = get_settings()
     home = settings.airflow_home
-    venv_bin = str(Path(sys.executable).parent)
+    from featurepipe.spark import python_env
+
     env = dict(os.environ)
     env.update(
         {
@@ -55,9 +57,7 @@ def airflow_env() -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
             "FEATUREPIPE_DATA_DIR": str(settings.data_dir),
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-            "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
+            **python_env(),
             "GX_ANALYTICS_ENABLED": "false",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"), env.get("PYTHONPATH")])),
         }
@@ -131,10 +131,6 @@ def _final_state(log: Path) -> str | None:
 
 
 def _first_error(log: Path) -> str:
-    text = log.read_text(errors="replace")
-    for pattern in (r"(RawSchemaError: [^\n]+)", r"(validate_(?:raw|features): [^\n]+)", r"(Task failed[^\n]*)", r"ERROR - ([^\n]+)"):
-        found = re.search(pattern, text)
-        if found:
-            # drop Airflow's logger/location suffix
-            return re.sub(r" \[[\w.]+\](?: \w+=\S+)*\s*$", "", found.group(1))[:400]
-    return "see the log"
+    from featurepipe.failures import root_cause
+
+    return root_cause(log.read_text(errors="replace"))

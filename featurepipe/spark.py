@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from featurepipe.settings import JARS_DIR, get_settings
 
@@ -26,7 +26,7 @@ BASE_CONF = {
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     # users' landings may hold nanosecond timestamps, which Spark cannot read as timestamps;
-    # read them as longs and convert (jobs/raw_input.py)
+    # read them as longs and convert (featurepipe/raw.py)
     "spark.sql.legacy.parquet.nanosAsLong": "true",
     "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
@@ -70,6 +70,46 @@ def _default_shuffle_partitions() -> int:
     return int(value) if value else 8
 
 
+def python_env() -> dict[str, str]:
+    """Environment that makes Spark's driver and workers run this interpreter (the one with featurepipe).
+
+    Workers otherwise start whichever `python3` is first on PATH (pyspark 4.2 ignores
+    `spark.pyspark.python`), and `spark-submit` is found on PATH: the venv's `bin/` goes first.
+    """
+    venv_bin = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if venv_bin not in path.split(os.pathsep):
+        path = venv_bin + os.pathsep + path
+    return {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "PATH": path}
+
+
+def start_spark_while(app_name: str, work: Callable[[], None]) -> SparkSession:
+    """Start the session in a thread while `work` (e.g. importing a heavy library) runs in this one.
+
+    Starting the JVM is mostly waiting for another process, so it overlaps well with Python work;
+    an existing session is returned at once after `work`.
+    """
+    import threading
+
+    started: dict[str, object] = {}
+
+    def start() -> None:
+        try:
+            started["session"] = get_spark(app_name)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            started["error"] = exc
+
+    thread = threading.Thread(target=start, name="featurepipe-spark-start", daemon=True)
+    thread.start()
+    try:
+        work()
+    finally:
+        thread.join()
+    if "error" in started:
+        raise started["error"]  # type: ignore[misc]
+    return get_spark(app_name)  # makes it this thread's active session too
+
+
 def get_spark(app_name: str = "featurepipe") -> SparkSession:
     """The active session, or a new Delta-enabled one on `FEATUREPIPE_SPARK_MASTER`."""
     from pyspark.sql import SparkSession
@@ -77,14 +117,17 @@ def get_spark(app_name: str = "featurepipe") -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    # workers otherwise start whichever python3 is first on PATH (pyspark 4.2 ignores spark.pyspark.python)
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in python_env().items():
+        os.environ.setdefault(key, value)
     builder = SparkSession.builder.appName(app_name)
     # under spark-submit the master (and deploy mode) were already chosen on its command line
     if not os.environ.get("SPARK_ENV_LOADED"):
         builder = builder.master(get_settings().spark_master)
     for key, value in spark_conf().items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    from featurepipe.command_log import process_output_to_log
+
+    with process_output_to_log():  # a command's log file, if it opened one, gets the JVM's output for good
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

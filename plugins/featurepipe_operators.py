@@ -1,20 +1,30 @@
-"""Operators for featurepipe DAGs: every Spark step is a real Spark application (`spark-submit`).
+"""Operators for featurepipe DAGs: every Spark step is `jobs/<step>.py`'s `main`, run one of three ways.
 
-Kept out of `dags/` so DAG files only orchestrate. Nothing here reads the environment at import:
-the master, JARs and data locations are resolved when a task runs.
+- `inline` (the default on a `local[...]` master): `main` runs in the task's own process, on a
+  Spark session whose driver is that process (client mode, as Airflow's `@task.pyspark` does).
+  Under `airflow dags test` (`featurepipe run/backfill`) every task of a run shares one session:
+  one JVM start per run, not one per step.
+- `server` (the default when `FEATUREPIPE_SPARK_SERVER` is set): `main` runs on the shared, warm
+  driver of `featurepipe spark-server` (`featurepipe.spark_server`); its output streams into the
+  task log. No JVM starts in the task at all.
+- `spark-submit` (the default on any other master, or `FEATUREPIPE_STEP_RUNNER=spark-submit`):
+  `spark-submit jobs/<step>.py --start S --end E --run-id R` through the Spark provider, so the
+  driver can run on a cluster (`--deploy-mode cluster` via the connection's extras).
+
+Either way the step gets the same arguments and reads and writes the same lake tables. Kept out
+of `dags/` so DAG files only orchestrate. Nothing here reads the environment at import: the
+master, JARs and data locations are resolved when a task runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Asset
+from airflow.sdk import Asset, TaskGroup
 
 SPARK_CONN_ID = "featurepipe_spark"
 # every Spark step takes a slot: one slot (created by `featurepipe run/backfill`; create it with
@@ -34,10 +44,34 @@ FEATURES_ASSET = Asset(
 STEPS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize")
 # a failed suite or a bad schema fails the same way on every try: retrying only delays the alert
 DETERMINISTIC_STEPS = {"validate_raw", "validate_features"}
+# heavy libraries a step imports, loaded while its Spark session starts (inline runner)
+PRELOAD = {"validate_raw": ("great_expectations",), "validate_features": ("great_expectations",), "materialize": ("feast",)}
+
+
+RUNNERS = ("inline", "server", "spark-submit")
+
+
+def step_runner(master: str) -> str:
+    """`FEATUREPIPE_STEP_RUNNER` if set; else `server` when `FEATUREPIPE_SPARK_SERVER` is set, `inline` on a
+    local master and `spark-submit` on any other."""
+    chosen = os.environ.get("FEATUREPIPE_STEP_RUNNER", "").strip().lower()
+    if chosen and chosen not in RUNNERS:
+        raise ValueError(f"FEATUREPIPE_STEP_RUNNER must be one of {', '.join(RUNNERS)}, got {chosen!r}")
+    if chosen == "server" and not os.environ.get("FEATUREPIPE_SPARK_SERVER"):
+        raise ValueError("FEATUREPIPE_STEP_RUNNER=server needs FEATUREPIPE_SPARK_SERVER (see `featurepipe spark-server`)")
+    if chosen:
+        return chosen
+    if os.environ.get("FEATUREPIPE_SPARK_SERVER"):
+        return "server"
+    return "inline" if master.startswith("local") else "spark-submit"
+
+
+class StepFailed(RuntimeError):
+    """A step's `main` returned non-zero (its one-line reason is on stderr, in the task log)."""
 
 
 class SparkJobOperator(SparkSubmitOperator):
-    """`spark-submit jobs/<job>.py --start S --end E` on the master of `FEATUREPIPE_SPARK_MASTER`."""
+    """`jobs/<job>.py --start S --end E --run-id R`, inline or through `spark-submit` (module docstring)."""
 
     def __init__(self, *, job: str, start: str, end: str, **kwargs: Any) -> None:
         from featurepipe.settings import JOBS_DIR
@@ -54,22 +88,58 @@ class SparkJobOperator(SparkSubmitOperator):
 
     def execute(self, context: Any) -> Any:
         from featurepipe.settings import get_settings
-        from featurepipe.spark import spark_conf
 
         settings = get_settings()
+        # the run's state in the lake (its span) is keyed by the DAG run
+        given = list(self.application_args)
+        if "--run-id" in given:  # a retry in the same process: the id was added by the first try
+            given = given[: given.index("--run-id")]
+        args = [*given, "--run-id", str(context["run_id"])]
+        runner = step_runner(settings.spark_master)
+        if runner == "inline":
+            return self._run_inline(args)
+        if runner == "server":
+            return self._run_on_server(args)
+        self.application_args = args
+        return self._submit(context, settings)
+
+    def _run_inline(self, args: list[str]) -> None:
+        import importlib
+
+        from featurepipe.spark import start_spark_while
+
+        def preload() -> None:
+            for name in PRELOAD.get(self.job, ()):
+                importlib.import_module(name)
+
+        start_spark_while(f"featurepipe-{self.job}", preload)
+        module = importlib.import_module(f"jobs.{self.job}")
+        self.log.info("running jobs/%s.py %s in this process", self.job, " ".join(args))
+        code = module.main(args)
+        if code:
+            raise StepFailed(f"{self.job} failed (exit {code}): see its reason above")
+
+    def _run_on_server(self, args: list[str]) -> None:
+        from featurepipe.spark_server import run_step
+
+        url = os.environ["FEATUREPIPE_SPARK_SERVER"]
+        self.log.info("running jobs/%s.py %s on the Spark server %s", self.job, " ".join(args), url)
+        code = run_step(url, self.job, args, echo=lambda line: print(line, flush=True))
+        if code:
+            raise StepFailed(f"{self.job} failed (exit {code}) on the Spark server {url}: see its reason above")
+
+    def _submit(self, context: Any, settings: Any) -> Any:
+        from featurepipe.spark import python_env, spark_conf
+
         # an Airflow connection of this id (env or metastore) wins; else the master from settings
         os.environ.setdefault(
             f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}",
             json.dumps({"conn_type": "spark", "host": settings.spark_master}),
         )
-        venv_bin = str(Path(sys.executable).parent)
         self.conf = {**spark_conf(), **(self.conf or {})}
         self.env_vars = {
             **(self.env_vars or {}),
-            # the driver and the workers run the interpreter that has featurepipe installed
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-            "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+            **python_env(),
             "FEATUREPIPE_DATA_DIR": str(settings.data_dir),
             "FEATUREPIPE_RAW_URI": settings.raw_uri,
             "FEATUREPIPE_LAKE_URI": settings.lake_uri,
@@ -79,21 +149,26 @@ class SparkJobOperator(SparkSubmitOperator):
         return super().execute(context)
 
 
-def pipeline_tasks(start: str, end: str, retries: int = 2) -> list[SparkJobOperator]:
-    """The steps for the as-of range `start..end` (Jinja templates), chained in order."""
-    tasks = []
-    for step in STEPS:
-        task = SparkJobOperator(
-            job=step,
-            start=start,
-            end=end,
-            pool=SPARK_POOL,
-            retries=0 if step in DETERMINISTIC_STEPS else retries,
-            retry_delay=timedelta(minutes=2),
-            retry_exponential_backoff=True,
-            outlets=[FEATURES_ASSET] if step == "publish" else [],
-        )
-        if tasks:
-            tasks[-1] >> task
-        tasks.append(task)
-    return tasks
+def pipeline_tasks(start: str, end: str, retries: int = 2) -> TaskGroup:
+    """The steps for the as-of range `start..end` (Jinja templates), chained in order, as one group.
+
+    Task ids stay the step names (no group prefix): `upstream >> pipeline_tasks(...)` chains
+    into the first step.
+    """
+    with TaskGroup(group_id="pipeline", prefix_group_id=False, tooltip=" >> ".join(STEPS)) as group:
+        previous = None
+        for step in STEPS:
+            task = SparkJobOperator(
+                job=step,
+                start=start,
+                end=end,
+                pool=SPARK_POOL,
+                retries=0 if step in DETERMINISTIC_STEPS else retries,
+                retry_delay=timedelta(minutes=2),
+                retry_exponential_backoff=True,
+                outlets=[FEATURES_ASSET] if step == "publish" else [],
+            )
+            if previous is not None:
+                previous >> task
+            previous = task
+    return group

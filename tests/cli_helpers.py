@@ -14,6 +14,8 @@ CLI = Path(sys.executable).parent / "featurepipe"
 # the backfilled as-of range of the integration tests
 START = dt.date(2025, 3, 1)
 END = dt.date(2025, 3, 31)
+# the shared Spark driver (`featurepipe spark-server`) the integration tests' runs use, once started
+SPARK_SERVER: str | None = None
 
 
 def free_port() -> int:
@@ -33,6 +35,8 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
         FEATUREPIPE_SHUFFLE_PARTITIONS="2",
         FEATUREPIPE_JVM_OPTS=os.environ.get("FEATUREPIPE_JVM_OPTS", "-XX:TieredStopAtLevel=1"),
     )
+    if SPARK_SERVER:
+        env["FEATUREPIPE_SPARK_SERVER"] = SPARK_SERVER
     env.update(extra)
     return env
 

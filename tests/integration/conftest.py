@@ -1,4 +1,4 @@
-"""Integration fixtures: a generated dirty landing zone, the CLI as a user runs it, a real Redis server."""
+"""Integration fixtures: a generated dirty landing zone, the CLI as a user runs it, a shared Spark driver, a real Redis server."""
 
 from __future__ import annotations
 
@@ -10,7 +10,41 @@ from typing import Iterator
 
 import pytest
 
+import cli_helpers
 from cli_helpers import CLI, cli_env, free_port
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One `featurepipe spark-server` for the integration tests' pipeline runs (their steps skip JVM
+    start-up and cold queries). Tests that exercise the other runners say so with
+    FEATUREPIPE_STEP_RUNNER (inline, spark-submit)."""
+    import os
+    import signal
+
+    from featurepipe.spark_server import ping
+
+    folder = tmp_path_factory.mktemp("spark-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([str(CLI), "spark-server", "--port", str(port)], env=cli_env(folder),
+                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    began = time.time()
+    while not ping(url):
+        if proc.poll() is not None or time.time() - began > 300:
+            proc.kill()
+            pytest.fail(f"featurepipe spark-server did not start: {log.read_text()[-3000:]}")
+        time.sleep(1)
+    cli_helpers.SPARK_SERVER = url
+    yield url
+    cli_helpers.SPARK_SERVER = None
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,9 @@ def expected(workspace: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def backfilled(workspace: Path) -> Path:
-    out = run_cli(workspace, "backfill", "--start", START.isoformat(), "--end", END.isoformat())
+    # steps inline in the Airflow process, the default for a user without a Spark server
+    out = run_cli(workspace, "backfill", "--start", START.isoformat(), "--end", END.isoformat(),
+                  FEATUREPIPE_STEP_RUNNER="inline")
     assert "done: as-of 2025-03-01..2025-03-31" in out.stdout
     assert "quarantined" in out.stdout
     return workspace
@@ -134,7 +136,8 @@ def test_online_store_sqlite_serves_the_latest_row(backfilled: Path, expected: p
 
 
 def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path, expected: pd.DataFrame, spark) -> None:
-    """Break the staged partition of END, rerun the daily DAG from validate_features on: nothing moves."""
+    """Break a daily tile under END's windows (a bug in the tile step), rerun the daily DAG for END from
+    compute_features on: the feature suite fails, nothing moves. The tile is restored afterwards."""
     from pyspark.sql import functions as F
 
     from featurepipe import lake
@@ -145,9 +148,11 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
     before_online = online(backfilled, users)
     before_table = published(spark)
 
-    staged = lake.read_range(spark, lake.STAGED_FEATURES, "as_of_date", END, END)
-    broken = staged.withColumn("transactions_7d", F.col("transactions_30d") + 5).localCheckpoint()
-    lake.replace_partitions(broken, lake.STAGED_FEATURES, "as_of_date", END, END)
+    day = END - dt.timedelta(days=3)
+    tiles = lake.read_range(spark, lake.TILES, "event_date", day, day).localCheckpoint()
+    assert tiles.count() > 0, "no tile on END - 3: pick another day"
+    # a negative count: transactions_7d < 0 for every user with that tile
+    lake.replace_dates(tiles.withColumn("event_count", F.lit(-1000).cast("long")), lake.TILES, "event_date", [day])
 
     import os
 
@@ -155,10 +160,11 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
     os.environ.update(cli_env(backfilled))
     try:
         with pytest.raises(PipelineFailed) as failure:
-            run_dag("featurepipe_daily", END.isoformat(), skip="validate_raw|compute_features")
+            run_dag("featurepipe_daily", END.isoformat(), skip="wait_for_landing|validate_raw")
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        lake.replace_dates(tiles, lake.TILES, "event_date", [day])
     assert "feature suite failed" in str(failure.value) or "validate_features" in str(failure.value)
     pd.testing.assert_frame_equal(
         published(spark).sort_values(KEY, ignore_index=True), before_table.sort_values(KEY, ignore_index=True)
@@ -192,7 +198,9 @@ def test_a_file_with_a_mistyped_column_fails_the_run_naming_file_and_column(back
                              "event_timestamp": pa.array([dt.datetime(2025, 3, 30)], pa.timestamp("us", "UTC"))}), bad)
     versions = lake.read_table(spark, lake.FEATURES).count()
     try:
-        out = run_cli(backfilled, "run", "--date", END.isoformat(), check=False)
+        # this run's steps go through `spark-submit` (one Spark application per step, the runner
+        # for non-local masters): the failing step's reason still reaches the user
+        out = run_cli(backfilled, "run", "--date", END.isoformat(), check=False, FEATUREPIPE_STEP_RUNNER="spark-submit")
     finally:
         bad.unlink()
         folder.rmdir()

@@ -1,0 +1,211 @@
+"""A shared, long-lived Spark driver for pipeline steps: `featurepipe spark-server`.
+
+Each step otherwise pays for a cold JVM: starting it, loading Spark's and Delta's classes and
+compiling their first queries cost more than the work of a small daily run. This server keeps
+one Delta-enabled session warm (and GX and Feast imported) and runs `jobs/<step>.py`'s `main`
+in it on request, one step at a time. Airflow tasks use it when `FEATUREPIPE_SPARK_SERVER` is
+set (`http://127.0.0.1:PORT`, printed at start); the step's output streams back into the task
+log and its exit status fails or passes the task.
+
+Why not Spark Connect: Delta's Python `DeltaTable` API (MERGE, DELETE) needs Delta's Connect
+server plugin, which Maven Central does not serve for Spark 4.2 / Delta 4.4, and the steps use
+it. Here the steps run on a classic session, exactly as inline or under `spark-submit`.
+
+Each request carries the caller's `FEATUREPIPE_*`, `AWS_*` and Redis variables, applied for
+that step only (settings are read lazily, so the data dir, lake and online store follow the
+caller). Session-level settings (master, JARs, driver memory, JVM options) are the server's own.
+After each step the session's cached DataFrames are dropped, so nothing accumulates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socketserver
+import sys
+import threading
+import time
+import traceback
+from typing import Callable, Iterator
+
+ENV_PREFIXES = ("FEATUREPIPE_", "AWS_", "REDIS_", "GX_")
+# session-level: fixed when the server's session started, so a request cannot change them
+SERVER_ONLY = {"FEATUREPIPE_SPARK_MASTER", "FEATUREPIPE_SPARK_DRIVER_MEMORY", "FEATUREPIPE_JVM_OPTS", "FEATUREPIPE_SPARK_SERVER",
+               "FEATUREPIPE_LOG_FILE"}
+JOBS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize")
+_EXIT = "\x00exit "  # the last line of a response: the step's exit status
+
+
+class SparkServerError(RuntimeError):
+    """The server could not be reached, or it ended a step without an exit status."""
+
+
+def step_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables a request carries: everything that decides where a step reads and writes."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k.startswith(ENV_PREFIXES) and k not in SERVER_ONLY}
+
+
+# --- client --------------------------------------------------------------------------------
+
+
+def _address(url: str) -> tuple[str, int]:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url if "://" in url else f"tcp://{url}")
+    if not parsed.hostname or not parsed.port:
+        raise SparkServerError(f"FEATUREPIPE_SPARK_SERVER must look like http://127.0.0.1:PORT, got {url!r}")
+    return parsed.hostname, parsed.port
+
+
+def run_step(url: str, job: str, argv: list[str], echo: Callable[[str], None] = print,
+             env: dict[str, str] | None = None) -> int:
+    """Run `jobs/<job>.py main(argv)` on the server at `url`; its output goes to `echo`; returns its exit status."""
+    import socket
+
+    host, port = _address(url)
+    request = {"job": job, "argv": argv, "env": step_env() if env is None else env}
+    try:
+        conn = socket.create_connection((host, port), timeout=30)
+    except OSError as exc:
+        raise SparkServerError(f"Spark server {url} is not reachable ({exc}): start it with `featurepipe spark-server`, "
+                               "or unset FEATUREPIPE_SPARK_SERVER to run steps in the task's own process") from None
+    with conn:
+        conn.settimeout(None)  # a step may run for hours
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        for raw in conn.makefile("r", encoding="utf-8", errors="replace"):
+            line = raw.rstrip("\n")
+            if line.startswith(_EXIT):
+                return int(line[len(_EXIT):])
+            echo(line)
+    raise SparkServerError(f"Spark server {url} closed the connection before {job} ended (did the server stop?)")
+
+
+def ping(url: str, timeout: float = 2.0) -> bool:
+    """True once the server accepts connections."""
+    import socket
+
+    try:
+        with socket.create_connection(_address(url), timeout=timeout) as conn:
+            conn.sendall(b'{"job": "ping"}\n')
+            return conn.makefile("r").readline().startswith(_EXIT + "0")
+    except OSError:
+        return False
+
+
+# --- server --------------------------------------------------------------------------------
+
+
+class _LineWriter(io.TextIOBase):
+    """A text stream that sends each complete line to the client at once."""
+
+    def __init__(self, send: Callable[[str], None]) -> None:
+        self._send, self._buffer, self._lock = send, "", threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._buffer += text
+            *lines, self._buffer = self._buffer.split("\n")
+            for line in lines:
+                self._send(line)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._buffer:
+                self._send(self._buffer)
+                self._buffer = ""
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """The request's variables for the duration of a step, the server's own afterwards."""
+    saved = dict(os.environ)
+    for key in [k for k in os.environ if k.startswith(ENV_PREFIXES) and k not in SERVER_ONLY]:
+        del os.environ[key]  # a variable the caller did not set must not leak from an earlier request
+    os.environ.update({k: v for k, v in values.items() if k.startswith(ENV_PREFIXES) and k not in SERVER_ONLY})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class _StepHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        def send(line: str) -> None:
+            self.wfile.write((line + "\n").encode("utf-8", errors="replace"))
+            self.wfile.flush()
+
+        try:
+            request = json.loads(self.rfile.readline() or b"{}")
+        except json.JSONDecodeError:
+            send(f"{_EXIT}2")
+            return
+        job = request.get("job")
+        if job == "ping":
+            send(f"{_EXIT}0")
+            return
+        if job not in JOBS:
+            send(f"spark-server: unknown step {job!r}; steps: {', '.join(JOBS)}")
+            send(f"{_EXIT}2")
+            return
+        send(f"{_EXIT}{self.server.run(job, list(request.get('argv') or []), dict(request.get('env') or {}), send)}")
+
+
+class StepServer(socketserver.TCPServer):
+    """Runs one step at a time (a plain TCPServer handles requests in turn) on the warm session."""
+
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _StepHandler)
+
+    def run(self, job: str, argv: list[str], env: dict[str, str], send: Callable[[str], None]) -> int:
+        import importlib
+
+        from featurepipe.spark import get_spark
+
+        writer = _LineWriter(send)
+        began = time.time()
+        print(f"[spark-server] {job} {' '.join(argv)}", flush=True)
+        try:
+            with _environment(env), contextlib.redirect_stdout(writer), contextlib.redirect_stderr(writer):
+                try:
+                    code = importlib.import_module(f"jobs.{job}").main(argv)
+                except SystemExit as exc:  # argparse errors
+                    code = exc.code if isinstance(exc.code, int) else 2
+                except Exception:
+                    traceback.print_exc()
+                    code = 1
+                finally:
+                    writer.flush()
+        finally:
+            get_spark().catalog.clearCache()  # steps cache what they reuse; nothing outlives a step
+        print(f"[spark-server] {job} exit {code or 0} after {time.time() - began:.1f} s", flush=True)
+        return code or 0
+
+
+def serve(host: str, port: int) -> None:
+    """Start the session, load the step libraries, then serve until interrupted."""
+    import importlib
+
+    from featurepipe.spark import get_spark
+
+    began = time.time()
+    spark = get_spark("featurepipe-spark-server")
+    spark.range(1).count()
+    for module in ("delta.tables", "great_expectations", "feast", *(f"jobs.{job}" for job in JOBS)):
+        importlib.import_module(module)
+    with StepServer((host, port)) as server:
+        print(f"[spark-server] ready on http://{host}:{server.server_address[1]} after {time.time() - began:.0f} s "
+              f"(master {spark.sparkContext.master}); use it with "
+              f"FEATUREPIPE_SPARK_SERVER=http://{host}:{server.server_address[1]}", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("[spark-server] stopping", file=sys.stderr)
+        finally:
+            spark.stop()
