@@ -48,7 +48,7 @@ demo: install
 	$(VENV)/bin/featurepipe online --user-id u0001 --user-id u0002 --user-id u0003
 
 test: install redis
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -p no:cacheprovider --durations=15
 
 test-unit: install
 	$(PY) -m pytest tests/unit tests/dags -q

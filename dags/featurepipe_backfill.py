@@ -2,7 +2,7 @@
 ### featurepipe_backfill
 
 Recomputes `user_purchase_features` for every as-of midnight from **start** to **end**
-(inclusive) — the same steps as the daily DAG, each one Spark application for the whole range:
+(inclusive) — the same steps as the daily DAG, each covering the whole range at once:
 `compute_features` builds every missing tile and every as-of date of the range in one.
 Trigger it from the Airflow UI ("Trigger DAG" shows the form) or with
 `featurepipe backfill --start DATE --end DATE`.
@@ -40,7 +40,7 @@ from featurepipe_operators import pipeline_tasks
 def featurepipe_backfill() -> None:
     @task(retries=0)
     def check_range(params: dict | None = None) -> str:
-        """Fail fast on a reversed range or one past the landed data, before any Spark application starts."""
+        """Fail fast on a reversed range or one past the landed data, before any Spark work starts."""
         from featurepipe.landing import check_backfill_range
 
         return check_backfill_range(params["start"], params["end"])

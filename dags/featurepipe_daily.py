@@ -15,7 +15,8 @@ and publishes it to the Delta feature table and Feast's online store.
 * **validate_features**: the GX feature suite; a failure stops the run before anything is published.
 * **publish / materialize**: replace the as-of partition, then refresh the online store.
 
-Every step is a Spark application (`spark-submit jobs/<step>.py`) on `FEATUREPIPE_SPARK_MASTER`.
+Every Spark step is `jobs/<step>.py` on `FEATUREPIPE_SPARK_MASTER`: inline in the task, on the
+shared `featurepipe spark-server`, or through `spark-submit` (`FEATUREPIPE_STEP_RUNNER`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from featurepipe_operators import pipeline_tasks
     dag_id="featurepipe_daily",
     schedule="@daily",
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    # past dates are filled with the backfill DAG (one Spark application per step for the range)
+    # past dates are filled with the backfill DAG (each step covers the whole range at once)
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "featurepipe"},

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from featurepipe.aggregations import EVENT_COUNT, Op, operation
+from featurepipe.aggregations import EVENT_COUNT, Op, counts_column, operation
 from featurepipe.lake import EVENT_DATE
 from featurepipe.spec import FeatureGroup
 
@@ -46,7 +46,7 @@ def build_tiles(events: DataFrame, group: FeatureGroup) -> DataFrame:
             if partial is not None:
                 partials[f"_{name}"], merges[name] = partial, merge(f"_{name}")
     for column in modes:
-        merges[f"counts_{column}"] = _value_counts(column, len(modes) > 1)
+        merges[counts_column(column)] = _value_counts(column, len(modes) > 1)
     partial_rows = dated.groupBy(key, EVENT_DATE, *modes).agg(*[e.alias(n) for n, e in partials.items()])
     return partial_rows.groupBy(key, EVENT_DATE).agg(*[e.alias(n) for n, e in merges.items()])
 

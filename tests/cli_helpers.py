@@ -14,8 +14,24 @@ CLI = Path(sys.executable).parent / "featurepipe"
 # the backfilled as-of range of the integration tests
 START = dt.date(2025, 3, 1)
 END = dt.date(2025, 3, 31)
-# the shared Spark driver (`featurepipe spark-server`) the integration tests' runs use, once started
+# the shared Spark driver (`featurepipe spark-server`) the integration tests' runs use, once started;
+# it starts in the background (tests/integration/conftest.py) and runs wait for it
 SPARK_SERVER: str | None = None
+_server_ready = False
+
+
+def wait_for_spark_server(timeout_s: float = 300) -> None:
+    """Block until the shared Spark server answers (at once after the first time)."""
+    global _server_ready
+    if _server_ready or not SPARK_SERVER:
+        return
+    from featurepipe.spark_server import ping
+
+    began = time.time()
+    while not ping(SPARK_SERVER):
+        assert time.time() - began < timeout_s, f"the test Spark server {SPARK_SERVER} did not answer in {timeout_s} s"
+        time.sleep(1)
+    _server_ready = True
 
 
 def free_port() -> int:
@@ -43,6 +59,8 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(data_dir: Path, *args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
     """`featurepipe ARGS` as a user runs it; output echoed for the test log."""
+    if args and args[0] in ("run", "backfill"):
+        wait_for_spark_server()
     started = time.time()
     out = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=cli_env(data_dir, **extra_env), timeout=1800)
     print(f"$ featurepipe {' '.join(args)}  ({time.time() - started:.0f} s, exit {out.returncode})")

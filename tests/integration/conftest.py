@@ -17,12 +17,10 @@ from cli_helpers import CLI, cli_env, free_port
 @pytest.fixture(scope="session", autouse=True)
 def spark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One `featurepipe spark-server` for the integration tests' pipeline runs (their steps skip JVM
-    start-up and cold queries). Tests that exercise the other runners say so with
-    FEATUREPIPE_STEP_RUNNER (inline, spark-submit)."""
+    start-up and cold queries). It starts in the background; `run_cli` waits for it before a run.
+    Tests that exercise the other runners say so with FEATUREPIPE_STEP_RUNNER (inline, spark-submit)."""
     import os
     import signal
-
-    from featurepipe.spark_server import ping
 
     folder = tmp_path_factory.mktemp("spark-server")
     port = free_port()
@@ -31,14 +29,9 @@ def spark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with open(log, "w") as sink:
         proc = subprocess.Popen([str(CLI), "spark-server", "--port", str(port)], env=cli_env(folder),
                                 stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    began = time.time()
-    while not ping(url):
-        if proc.poll() is not None or time.time() - began > 300:
-            proc.kill()
-            pytest.fail(f"featurepipe spark-server did not start: {log.read_text()[-3000:]}")
-        time.sleep(1)
     cli_helpers.SPARK_SERVER = url
     yield url
+    assert proc.poll() is None, f"featurepipe spark-server exited early: {log.read_text()[-3000:]}"
     cli_helpers.SPARK_SERVER = None
     os.killpg(proc.pid, signal.SIGTERM)
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from cli_helpers import CLI, cli_env, free_port, run_cli
+from cli_helpers import CLI, cli_env, free_port, run_cli, wait_for_spark_server
 from compare import assert_features_equal, published
 from reference import reference_features
 
@@ -77,6 +77,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
             except (OSError, AssertionError):
                 pass
             time.sleep(3)
+        wait_for_spark_server()  # the runs' steps go to the shared driver
         yield service
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

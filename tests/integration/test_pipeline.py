@@ -29,9 +29,7 @@ def expected(workspace: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def backfilled(workspace: Path) -> Path:
-    # steps inline in the Airflow process, the default for a user without a Spark server
-    out = run_cli(workspace, "backfill", "--start", START.isoformat(), "--end", END.isoformat(),
-                  FEATUREPIPE_STEP_RUNNER="inline")
+    out = run_cli(workspace, "backfill", "--start", START.isoformat(), "--end", END.isoformat())
     assert "done: as-of 2025-03-01..2025-03-31" in out.stdout
     assert "quarantined" in out.stdout
     return workspace
@@ -157,7 +155,8 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
     import os
 
     saved = dict(os.environ)
-    os.environ.update(cli_env(backfilled))
+    # steps inline in the Airflow process, the default for a user without a Spark server
+    os.environ.update(cli_env(backfilled, FEATUREPIPE_STEP_RUNNER="inline"))
     try:
         with pytest.raises(PipelineFailed) as failure:
             run_dag("featurepipe_daily", END.isoformat(), skip="wait_for_landing|validate_raw")
