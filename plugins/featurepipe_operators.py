@@ -71,7 +71,7 @@ class StepFailed(RuntimeError):
 
 
 class SparkJobOperator(SparkSubmitOperator):
-    """`jobs/<job>.py --start S --end E --run-id R`, inline or through `spark-submit` (module docstring)."""
+    """`jobs/<job>.py --start S --end E --run-id R`: inline, on the Spark server or through `spark-submit` (module docstring)."""
 
     def __init__(self, *, job: str, start: str, end: str, **kwargs: Any) -> None:
         from featurepipe.settings import JOBS_DIR

@@ -140,7 +140,7 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
 
     from featurepipe import lake
     from featurepipe.orchestrator import PipelineFailed, run_dag
-    from cli_helpers import cli_env
+    from cli_helpers import cli_env, wait_for_spark_server
 
     users = sorted(expected["user_id"].unique())[:12]
     before_online = online(backfilled, users)
@@ -154,9 +154,9 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
 
     import os
 
+    wait_for_spark_server()
     saved = dict(os.environ)
-    # steps inline in the Airflow process, the default for a user without a Spark server
-    os.environ.update(cli_env(backfilled, FEATUREPIPE_STEP_RUNNER="inline"))
+    os.environ.update(cli_env(backfilled))
     try:
         with pytest.raises(PipelineFailed) as failure:
             run_dag("featurepipe_daily", END.isoformat(), skip="wait_for_landing|validate_raw")
