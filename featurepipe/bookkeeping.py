@@ -66,13 +66,13 @@ def _date_rows(spark: SparkSession, column: str, dates: list[dt.date], label: st
 
 def mark_dirty_days(spark: SparkSession, days: list[dt.date], label: str) -> None:
     if days:
-        lake.append(_date_rows(spark, "event_date", days, label), lake.DIRTY_DAYS)
+        lake.append(_date_rows(spark, lake.EVENT_DATE, days, label), lake.DIRTY_DAYS)
 
 
 def dirty_days(spark: SparkSession) -> list[tuple[dt.date, str]]:
     if not lake.table_exists(spark, lake.DIRTY_DAYS):
         return []
-    return sorted({(r["event_date"], r["marked_by"]) for r in lake.read_table(spark, lake.DIRTY_DAYS).collect()})
+    return sorted({(r[lake.EVENT_DATE], r["marked_by"]) for r in lake.read_table(spark, lake.DIRTY_DAYS).collect()})
 
 
 def clear_dirty_days(spark: SparkSession, done: list[tuple[dt.date, str]]) -> None:
@@ -88,25 +88,25 @@ def clear_dirty_days(spark: SparkSession, done: list[tuple[dt.date, str]]) -> No
     # as a chain of ORs overflow the JVM stack
     condition = F.lit(False)
     for label, days in by_label.items():
-        condition = condition | ((F.col("marked_by") == F.lit(label)) & F.col("event_date").isin(days))
+        condition = condition | ((F.col("marked_by") == F.lit(label)) & F.col(lake.EVENT_DATE).isin(days))
     lake.delete_where(spark, lake.DIRTY_DAYS, condition)
 
 
 def mark_pending_as_of(spark: SparkSession, dates: list[dt.date], label: str) -> None:
     if dates:
-        lake.append(_date_rows(spark, "as_of_date", dates, label), lake.PENDING_AS_OF)
+        lake.append(_date_rows(spark, lake.AS_OF_DATE, dates, label), lake.PENDING_AS_OF)
 
 
 def pending_as_of(spark: SparkSession) -> list[dt.date]:
     if not lake.table_exists(spark, lake.PENDING_AS_OF):
         return []
-    return sorted({r["as_of_date"] for r in lake.read_table(spark, lake.PENDING_AS_OF).select("as_of_date").collect()})
+    return sorted({r[lake.AS_OF_DATE] for r in lake.read_table(spark, lake.PENDING_AS_OF).select(lake.AS_OF_DATE).collect()})
 
 
 def clear_pending_as_of(spark: SparkSession, first: dt.date, last: dt.date) -> None:
     from pyspark.sql import functions as F
 
-    lake.delete_where(spark, lake.PENDING_AS_OF, F.col("as_of_date").between(F.lit(first), F.lit(last)))
+    lake.delete_where(spark, lake.PENDING_AS_OF, F.col(lake.AS_OF_DATE).between(F.lit(first), F.lit(last)))
 
 
 def latest_published(spark: SparkSession) -> dt.date | None:
@@ -114,7 +114,7 @@ def latest_published(spark: SparkSession) -> dt.date | None:
 
     if not lake.table_exists(spark, lake.FEATURES):
         return None
-    return lake.read_table(spark, lake.FEATURES).agg(F.max("as_of_date")).first()[0]
+    return lake.read_table(spark, lake.FEATURES).agg(F.max(lake.AS_OF_DATE)).first()[0]
 
 
 class MissingRunSpan(RuntimeError):

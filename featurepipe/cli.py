@@ -156,11 +156,10 @@ def _online(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from featurepipe.command_log import open_command_log
     from featurepipe.feast_store import get_store, require_registry
 
     require_registry()
-    from featurepipe.command_log import open_command_log
-
     print(f"[serve] library output goes to {open_command_log('serve')}", flush=True)
     print(f"[serve] Feast feature server on http://{args.host}:{args.port} (POST /get-online-features)", flush=True)
     get_store().serve(host=args.host, port=args.port, type_="http", no_access_log=True)
@@ -181,9 +180,8 @@ def _ui(args: argparse.Namespace) -> None:
 
 
 def _spark_server(args: argparse.Namespace) -> None:
-    from featurepipe.spark_server import serve
-
     from featurepipe.command_log import open_command_log
+    from featurepipe.spark_server import serve
 
     print(f"[spark-server] starting a Spark session for pipeline steps on {args.host}:{args.port}; "
           f"library output goes to {open_command_log('spark-server')}", flush=True)

@@ -91,13 +91,13 @@ def start_spark_while(app_name: str, work: Callable[[], None]) -> SparkSession:
     """
     import threading
 
-    started: dict[str, object] = {}
+    failed: list[BaseException] = []
 
     def start() -> None:
         try:
-            started["session"] = get_spark(app_name)
+            get_spark(app_name)
         except BaseException as exc:  # re-raised in the caller's thread below
-            started["error"] = exc
+            failed.append(exc)
 
     thread = threading.Thread(target=start, name="featurepipe-spark-start", daemon=True)
     thread.start()
@@ -105,8 +105,8 @@ def start_spark_while(app_name: str, work: Callable[[], None]) -> SparkSession:
         work()
     finally:
         thread.join()
-    if "error" in started:
-        raise started["error"]  # type: ignore[misc]
+    if failed:
+        raise failed[0]
     return get_spark(app_name)  # makes it this thread's active session too
 
 
