@@ -51,11 +51,6 @@ def range_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run_id(args: argparse.Namespace, as_of: AsOfRange) -> str:
-    """The run's id: the orchestrator's (`--run-id`), else one derived from the range for runs by hand."""
-    return args.run_id or f"manual__{as_of.label}"
-
-
 def range_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AsOfRange:
     if args.as_of and (args.start or args.end):
         parser.error("give --as-of or --start/--end, not both")

@@ -160,12 +160,14 @@ def training_set(entities: pd.DataFrame, features: list[str] | None = None, feat
     """Point-in-time correct features for each entity row (SPEC §4); entity columns come back unchanged, in order."""
     import pandas as pd
 
-    from featurepipe.spark import get_spark
+    from featurepipe import lake
+    from featurepipe.spark import fit_codegen, get_spark
 
     for column in (USER_PURCHASE.join_key, "event_timestamp"):
         if column not in entities.columns:
             raise ValueError(f"the entity table needs a {column!r} column (it has {', '.join(map(str, entities.columns))})")
-    get_spark("featurepipe-training-set")  # Feast reuses the active, Delta-enabled session
+    spark = get_spark("featurepipe-training-set")  # Feast reuses the active, Delta-enabled session
+    fit_codegen(spark, lake.table_bytes(spark, lake.FEATURES))
     store = get_store()
     ensure_applied(store)
     selection = resolve_features(store, features, feature_service)

@@ -134,9 +134,11 @@ def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_r
     )
 
 
-def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], None] | None = None) -> dict:
+def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], None] | None = None,
+           sized: Callable[[int], None] | None = None) -> dict:
     """Read the landings not yet ingested, quarantine bad rows, merge valid events into the clean table.
 
+    `sized(bytes)` hears the new files' size before they are read (the step fits Spark to it);
     `gate(events)` may veto the batch before anything is written (the raw GX suite). Returns the
     step report. The order of the writes is the crash-safety rule of the module docstring.
     """
@@ -157,6 +159,8 @@ def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], No
         return {**report, "raw_rows": 0, "quarantined_rows": 0, "quarantine_reasons": {}, "duplicate_rows_dropped": 0,
                 "new_or_corrected_events": 0, "dirty_days": 0}
     print(f"[validate_raw] reading {len(fresh)} new of {len(listed)} raw files under {uri}")
+    if sized is not None:
+        sized(sum(f.size for f in fresh))
     raw, _ = read_source(spark, uri, source, files=[f.path for f in fresh])
     batch = split_batch(raw, source, as_of)
     if gate is not None:

@@ -40,6 +40,15 @@ def table_exists(spark: SparkSession, table: str) -> bool:
     return DeltaTable.isDeltaTable(spark, table_path(table))
 
 
+def table_bytes(spark: SparkSession, table: str) -> int:
+    """Size of the table's current files, from its log (no data read); 0 if it does not exist yet."""
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, table):
+        return 0
+    return int(DeltaTable.forPath(spark, table_path(table)).detail().first()["sizeInBytes"])
+
+
 def read_table(spark: SparkSession, table: str) -> DataFrame:
     return spark.read.format("delta").load(table_path(table))
 

@@ -42,6 +42,7 @@ class Settings:
     redis_url: str
     spark_master: str
     late_lookback_days: int
+    spark_codegen: str  # auto | on | off: Spark's code generation (featurepipe.spark.fit_codegen)
 
     # --- locations derived from the roots, defined once -------------------
     @property
@@ -83,7 +84,16 @@ def get_settings() -> Settings:
         redis_url=_env("FEATUREPIPE_REDIS_URL", "redis://localhost:6379/0"),
         spark_master=_env("FEATUREPIPE_SPARK_MASTER", "local[*]"),
         late_lookback_days=_non_negative_int("FEATUREPIPE_LATE_LOOKBACK_DAYS", 30),
+        spark_codegen=_choice("FEATUREPIPE_SPARK_CODEGEN", ("auto", "on", "off")),
     )
+
+
+def _choice(name: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed` (case-insensitive); the first is the default."""
+    value = (_env(name, allowed[0]) or allowed[0]).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
 
 
 def _non_negative_int(name: str, default: int) -> int:

@@ -6,23 +6,20 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from featurepipe import bookkeeping
-    from featurepipe.dates import range_from_args, range_parser, run_id
+    from featurepipe import bookkeeping, lake
     from featurepipe.features import stage_features
     from featurepipe.reports import write_step_report
     from featurepipe.settings import get_settings
-    from featurepipe.spark import get_spark
+    from featurepipe.steps import begin
     from featurepipe.tiles import rebuild_tiles
 
-    parser = range_parser(__doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    as_of = range_from_args(parser, args)
     # one Spark application for the whole range: the changed tiles, then every as-of date from them
-    spark = get_spark(f"featurepipe-compute-features-{as_of.label}")
-    tiles = rebuild_tiles(spark, as_of.label)
-    span, report = stage_features(spark, as_of, get_settings().late_lookback_days)
-    bookkeeping.record_run_span(spark, run_id(args, as_of), as_of, span)
-    write_step_report("compute_features", as_of, {**report, "tiles": tiles})
+    step = begin("compute_features", __doc__, argv)
+    step.fit_to(lake.table_bytes(step.spark, lake.CLEAN_TRANSACTIONS))  # tiles and rows grow with the events
+    tiles = rebuild_tiles(step.spark, step.as_of.label)
+    span, report = stage_features(step.spark, step.as_of, get_settings().late_lookback_days)
+    bookkeeping.record_run_span(step.spark, step.run_id, step.as_of, span)
+    write_step_report(step.name, step.as_of, {**report, "tiles": tiles})
     return 0
 
 

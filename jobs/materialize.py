@@ -6,17 +6,15 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from featurepipe import bookkeeping
-    from featurepipe.dates import range_from_args, range_parser, run_id
+    from featurepipe import bookkeeping, lake
     from featurepipe.publishing import materialize_span
     from featurepipe.reports import write_step_report
-    from featurepipe.spark import get_spark
+    from featurepipe.steps import begin
 
-    parser = range_parser(__doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    as_of = range_from_args(parser, args)
-    spark = get_spark(f"featurepipe-materialize-{as_of.label}")
-    write_step_report("materialize", as_of, materialize_span(spark, bookkeeping.run_span(spark, run_id(args, as_of), as_of)))
+    step = begin("materialize", __doc__, argv)
+    step.fit_to(lake.table_bytes(step.spark, lake.FEATURES))
+    span = bookkeeping.run_span(step.spark, step.run_id, step.as_of)
+    write_step_report(step.name, step.as_of, materialize_span(step.spark, span))
     return 0
 
 

@@ -6,17 +6,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from featurepipe import bookkeeping
-    from featurepipe.dates import range_from_args, range_parser, run_id
+    from featurepipe import bookkeeping, lake
     from featurepipe.publishing import publish
     from featurepipe.reports import write_step_report
-    from featurepipe.spark import get_spark
+    from featurepipe.steps import begin
 
-    parser = range_parser(__doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    as_of = range_from_args(parser, args)
-    spark = get_spark(f"featurepipe-publish-{as_of.label}")
-    write_step_report("publish", as_of, publish(spark, bookkeeping.run_span(spark, run_id(args, as_of), as_of)))
+    step = begin("publish", __doc__, argv)
+    step.fit_to(lake.table_bytes(step.spark, lake.STAGED_FEATURES))
+    write_step_report(step.name, step.as_of, publish(step.spark, bookkeeping.run_span(step.spark, step.run_id, step.as_of)))
     return 0
 
 

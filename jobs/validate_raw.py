@@ -6,16 +6,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from featurepipe.dates import range_from_args, range_parser
     from featurepipe.ingest import RawSuiteFailed, ingest
     from featurepipe.quality import RAW_SUITE, validate_dataframe
     from featurepipe.raw import RawSchemaError
     from featurepipe.reports import write_step_report
-    from featurepipe.spark import get_spark
+    from featurepipe.steps import begin
 
-    parser = range_parser(__doc__.splitlines()[0])
-    as_of = range_from_args(parser, parser.parse_args(argv))
-    spark = get_spark(f"featurepipe-validate-raw-{as_of.label}")
+    step = begin("validate_raw", __doc__, argv)
+    as_of = step.as_of
     outcomes = []
 
     def gate(events) -> None:
@@ -26,12 +24,12 @@ def main(argv: list[str] | None = None) -> int:
             raise RawSuiteFailed(outcome.summary())
 
     try:
-        report = ingest(spark, as_of, gate=gate)
+        report = ingest(step.spark, as_of, gate=gate, sized=step.fit_to)
     except (RawSchemaError, FileNotFoundError, RawSuiteFailed) as exc:
         print(f"validate_raw: {exc}", file=sys.stderr)
         return 2
     report["raw_suite"] = outcomes[0].summary().splitlines()[0] if outcomes else "not run (no new rows)"
-    write_step_report("validate_raw", as_of, report)
+    write_step_report(step.name, as_of, report)
     return 0
 
 

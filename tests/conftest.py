@@ -34,6 +34,9 @@ def spark(session_data_dir: Path) -> Iterator[SparkSession]:
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ.setdefault("FEATUREPIPE_SPARK_MASTER", "local[2]")
     os.environ.setdefault("FEATUREPIPE_SHUFFLE_PARTITIONS", "2")
+    # tiny data: interpreted execution (the steps' `auto` would choose it too; tests calling the
+    # library directly skip the steps' sizing)
+    os.environ.setdefault("FEATUREPIPE_SPARK_CODEGEN", "off")
     from featurepipe.spark import get_spark
 
     session = get_spark("featurepipe-tests")

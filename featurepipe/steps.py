@@ -1,0 +1,47 @@
+"""What every step entry point in `jobs/` does first: parse its range, start (or join) the session, size it.
+
+A step's `main` is then only its own work: `step = begin("publish", __doc__, argv)`, call the
+library, write the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from featurepipe.dates import AsOfRange, range_from_args, range_parser
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    as_of: AsOfRange
+    run_id: str  # the orchestrator's run id (`--run-id`), which keys the run's state in the lake
+    spark: SparkSession
+
+    def fit_to(self, input_bytes: int) -> None:
+        """Choose the session's execution mode for the data this step is about to read (see `spark.fit_codegen`)."""
+        from featurepipe.spark import fit_codegen
+
+        on = fit_codegen(self.spark, input_bytes)
+        print(f"[{self.name}] input {input_bytes / 2**20:.1f} MiB: code generation {'on' if on else 'off'}", flush=True)
+
+
+def begin(name: str, doc: str | None, argv: list[str] | None) -> Step:
+    """Parse `--as-of`/`--start --end`/`--run-id` and get the step's Spark session."""
+    from featurepipe.spark import get_spark
+
+    parser = range_parser((doc or name).splitlines()[0])
+    args = parser.parse_args(argv)
+    as_of = range_from_args(parser, args)
+    spark = get_spark(f"featurepipe-{name.replace('_', '-')}-{as_of.label}")
+    return Step(name, as_of, run_id(args, as_of), spark)
+
+
+def run_id(args: argparse.Namespace, as_of: AsOfRange) -> str:
+    """The run's id: the orchestrator's (`--run-id`), else one derived from the range for runs by hand."""
+    return args.run_id or f"manual__{as_of.label}"
