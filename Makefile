@@ -54,7 +54,7 @@ test-unit: install
 	$(PY) -m pytest tests/unit tests/dags -q
 
 test-integration: install redis
-	$(PY) -m pytest tests/integration -q
+	$(PY) -m pytest tests/integration tests/reliability -q
 
 # benchmarks (not part of `make test`): ratios against references measured in the same run
 bench: install

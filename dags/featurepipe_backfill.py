@@ -15,16 +15,15 @@ online store back in time: users keep their newest published row.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from featurepipe_operators import pipeline_tasks
+from featurepipe_operators import HISTORY_START, pipeline_tasks
 
 
 @dag(
     dag_id="featurepipe_backfill",
     schedule=None,
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    start_date=HISTORY_START,
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "featurepipe"},

@@ -21,18 +21,17 @@ shared `featurepipe spark-server`, or through `spark-submit` (`FEATUREPIPE_STEP_
 
 from __future__ import annotations
 
-import pendulum
 from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from featurepipe_operators import pipeline_tasks
+from featurepipe_operators import HISTORY_START, pipeline_tasks
 
 
 @dag(
     dag_id="featurepipe_daily",
     schedule="@daily",
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    start_date=HISTORY_START,
     # past dates are filled with the backfill DAG (each step covers the whole range at once)
     catchup=False,
     max_active_runs=1,

@@ -6,6 +6,8 @@
 - `pending_as_of`: published as-of dates whose rows are stale because a tile under them changed.
 - `run_spans`: the as-of span each DAG run's compute_features staged, which its later steps
   validate, publish and materialize (tasks may run on different workers: state lives in the lake).
+- `published_spans`: every span a publish completed. An as-of date after the first one published
+  and covered by none (its run failed, or never ran) is a gap, which later runs fill.
 
 Each step consumes what it finished and leaves the rest, so a failed run is repaired by the next.
 """
@@ -159,3 +161,29 @@ def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange) -> AsOfRange:
             f"finished for this run; rerun it before this step"
         )
     return AsOfRange(found["span_start"], found["span_end"])
+
+
+def record_published(spark: SparkSession, span: AsOfRange) -> None:
+    """A span is published (appended after the feature table's commit: a crash between leaves a gap to refill)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DateType, StructField, StructType
+
+    schema = StructType([StructField("span_start", DateType(), False), StructField("span_end", DateType(), False)])
+    rows = spark.createDataFrame([(span.start, span.end)], schema)
+    lake.append(rows.withColumn("published_at", F.current_timestamp()), lake.PUBLISHED_SPANS)
+
+
+def published_dates(spark: SparkSession, first: dt.date, last: dt.date) -> tuple[dt.date | None, set[dt.date]]:
+    """(the first as-of date ever published or None, the dates of first..last some published span covers)."""
+    if not lake.table_exists(spark, lake.PUBLISHED_SPANS):
+        return None, set()
+    spans = [(r["span_start"], r["span_end"]) for r in lake.read_table(spark, lake.PUBLISHED_SPANS).collect()]
+    if not spans:
+        return None, set()
+    covered = {
+        start + dt.timedelta(days=k)
+        for start, end in spans
+        for k in range((min(end, last) - start).days + 1)
+        if start + dt.timedelta(days=k) >= first
+    }
+    return min(start for start, _ in spans), covered

@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ss = sub.add_parser("spark-server", help="a shared, warm Spark driver that runs pipeline steps (FEATUREPIPE_SPARK_SERVER)")
     ss.add_argument("--host", default="127.0.0.1")
-    ss.add_argument("--port", type=int, default=7078)
+    ss.add_argument("--port", type=int, default=7078, help="0: any free port")
+    ss.add_argument("--stop", action="store_true", help="stop this data dir's shared driver (started by run/backfill) and exit")
+    ss.add_argument("--shared", metavar="FINGERPRINT", help=argparse.SUPPRESS)  # set by featurepipe.shared_driver
 
     sub.add_parser("feast-env", help="print shell exports that let the `feast` CLI use feature_repo/")
     return p
@@ -91,6 +93,17 @@ def _print_run_summary(as_of: AsOfRange) -> None:
     print(f"  reports: {run_dir(as_of)}")
 
 
+def _use_shared_driver() -> None:
+    """On a local master, the run's steps go to the data dir's warm shared driver (featurepipe.shared_driver)."""
+    import os
+
+    from featurepipe.shared_driver import for_cli_run
+
+    url = for_cli_run()
+    if url:
+        os.environ["FEATUREPIPE_SPARK_SERVER"] = url  # `airflow dags test` inherits it: the server runner
+
+
 def _run(args: argparse.Namespace) -> None:
     from featurepipe.landing import BadRange, landed_for
     from featurepipe.orchestrator import DAILY_DAG, run_dag
@@ -100,6 +113,7 @@ def _run(args: argparse.Namespace) -> None:
     if not ready:
         raise BadRange(f"{why}: the daily run would wait for it to land")
     print(f"[run] {why}", flush=True)
+    _use_shared_driver()
     # checked just above: the sensor is marked done instead of checking the landing a second time
     run_dag(DAILY_DAG, args.date.isoformat(), skip="wait_for_landing")
     _print_run_summary(AsOfRange(args.date, args.date))
@@ -112,6 +126,7 @@ def _backfill(args: argparse.Namespace) -> None:
 
     as_of = AsOfRange(args.start, args.end)
     print(f"[backfill] {check_backfill_range(args.start.isoformat(), args.end.isoformat())}", flush=True)
+    _use_shared_driver()
     # the run's logical date is the range end: one run per range, reruns of a range are separate runs
     run_dag(BACKFILL_DAG, as_of.end.isoformat(), conf={"start": as_of.start.isoformat(), "end": as_of.end.isoformat()})
     _print_run_summary(as_of)
@@ -180,12 +195,17 @@ def _ui(args: argparse.Namespace) -> None:
 
 
 def _spark_server(args: argparse.Namespace) -> None:
+    from featurepipe import shared_driver
     from featurepipe.command_log import open_command_log
     from featurepipe.spark_server import serve
 
+    if args.stop:
+        if not shared_driver.stop("asked to"):
+            print(f"[spark-server] no shared driver runs for {shared_driver.folder().parent}")
+        return
     print(f"[spark-server] starting a Spark session for pipeline steps on {args.host}:{args.port}; "
           f"library output goes to {open_command_log('spark-server')}", flush=True)
-    serve(args.host, args.port)
+    serve(args.host, args.port, shared=args.shared)
 
 
 def _feast_env(_: argparse.Namespace) -> None:

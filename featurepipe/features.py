@@ -130,16 +130,26 @@ def features_from_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: 
     )
 
 
-def plan_span(as_of: AsOfRange, pending: list[dt.date], lookback_days: int) -> tuple[AsOfRange, list[dt.date]]:
-    """(dates to compute, stale dates left for a backfill).
+def plan_span(as_of: AsOfRange, pending: list[dt.date], lookback_days: int, first_published: dt.date | None = None,
+              covered: set[dt.date] | frozenset[dt.date] = frozenset()) -> tuple[AsOfRange, list[dt.date], list[dt.date]]:
+    """(dates to compute, stale dates left for a backfill, gaps filled).
 
-    The run's range, extended back to every pending (stale, published) as-of date within
-    `lookback_days` before its end. Pending dates after the range wait for a later run.
+    The run's range, extended back within `lookback_days` before its end to every pending (stale,
+    published) as-of date and to every gap: a date after the first published one (`first_published`)
+    that no published span `covered` (its run failed or never ran). Pending dates after the range
+    wait for a later run.
     """
     horizon = as_of.end - dt.timedelta(days=lookback_days)
     repair = [d for d in pending if horizon <= d < as_of.start]
     too_old = [d for d in pending if d < horizon and d < as_of.start]
-    return AsOfRange(min([as_of.start, *repair]), as_of.end), too_old
+    gaps: list[dt.date] = []
+    if first_published is not None:
+        day = max(horizon, first_published)
+        while day < as_of.start:
+            if day not in covered:
+                gaps.append(day)
+            day += dt.timedelta(days=1)
+    return AsOfRange(min([as_of.start, *repair, *gaps]), as_of.end), too_old, gaps
 
 
 def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int,
@@ -152,7 +162,9 @@ def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int,
     from featurepipe.tiles import tile_dates
 
     group = group or USER_PURCHASE
-    span, too_old = plan_span(as_of, bookkeeping.pending_as_of(spark), lookback_days)
+    horizon = as_of.end - dt.timedelta(days=lookback_days)
+    first_published, covered = bookkeeping.published_dates(spark, horizon, as_of.start - dt.timedelta(days=1))
+    span, too_old, gaps = plan_span(as_of, bookkeeping.pending_as_of(spark), lookback_days, first_published, covered)
     first, last = tile_dates(span.start, span.end, group)
     tiles = lake.read_range(spark, lake.TILES, EVENT_DATE, first, last)
     features = features_from_tiles(tiles, span.start, span.end, group).cache()
@@ -170,8 +182,11 @@ def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int,
         "users": stats["users"],
         "expiry_rows": stats["expiry_rows"] or 0,
         "repaired_as_of_days": (as_of.start - span.start).days,
+        "gaps_filled": len(gaps),
         "staged": lake.STAGED_FEATURES,
     }
+    if gaps:
+        print(f"[compute_features] filling {len(gaps)} as-of dates no run published ({gaps[0]}..{gaps[-1]})")
     if too_old:
         # late data older than the lookback: reported with the command that repairs it
         report["stale_as_of_not_repaired"] = len(too_old)

@@ -22,6 +22,7 @@ INGESTED_FILES = "bookkeeping/ingested_files"
 DIRTY_DAYS = "bookkeeping/dirty_tile_days"
 PENDING_AS_OF = "bookkeeping/pending_as_of"
 RUN_SPANS = "bookkeeping/run_spans"
+PUBLISHED_SPANS = "bookkeeping/published_spans"
 
 # columns the tables share
 EVENT_DATE = "event_date"  # UTC day of an event: partitions clean/transactions and the tiles

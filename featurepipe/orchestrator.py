@@ -11,9 +11,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 from featurepipe.settings import DAGS_DIR, PROJECT_ROOT, get_settings
+from featurepipe.steps import STEPS
 
 DAILY_DAG = "featurepipe_daily"
 BACKFILL_DAG = "featurepipe_backfill"
+# every task of each DAG (tests/dags checks these against the DagBag): a run in which Airflow ran
+# (or was told to skip) fewer is a failure, never "done"
+DAG_TASKS = {DAILY_DAG: ("wait_for_landing", *STEPS), BACKFILL_DAG: ("check_range", *STEPS)}
 
 # a step's own line: raw (inline or server runner) or after a logger prefix (spark-submit's output)
 _STEP_LINE = re.compile(r"(?:^|\] )((?:\[(?:wait_for_landing|validate_raw|compute_features|validate_features|publish|materialize|feast)\]|GX suite|validate_(?:raw|features):|featurepipe).*?)(?: \[airflow[.\w]*\].*)?$")
@@ -122,7 +126,20 @@ def run_dag(dag_id: str, logical_date: str, conf: dict | None = None, skip: str 
     state = _final_state(log)
     if rc != 0 or state != "success":
         raise PipelineFailed(f"{dag_id} run {'ended ' + state if state else 'failed'} (exit {rc}); {_first_error(log)}; full log: {log}")
+    missing = not_run(log.read_text(errors="replace"), DAG_TASKS.get(dag_id, ()))
+    if missing:
+        raise PipelineFailed(
+            f"{dag_id} for {logical_date[:10]}: Airflow marked the run successful but ran no {', '.join(missing)} "
+            f"(a logical date before the DAG's start_date, or tasks removed?); nothing was computed; full log: {log}"
+        )
     return log
+
+
+def not_run(log_text: str, tasks: tuple[str, ...]) -> list[str]:
+    """The tasks of `tasks` that an `airflow dags test` log shows neither ending nor marked successful."""
+    ended = set(_TASK_END.findall(log_text))
+    marked = set(re.findall(r"\[DAG TEST\] Marking success for <Task\(\w+\): (\w+)>", log_text))
+    return [t for t in tasks if t not in ended | marked]
 
 
 def _final_state(log: Path) -> str | None:

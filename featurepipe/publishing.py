@@ -18,6 +18,7 @@ def publish(spark: SparkSession, span: AsOfRange) -> dict:
     staged = lake.read_range(spark, lake.STAGED_FEATURES, AS_OF_DATE, span.start, span.end).cache()
     lake.replace_partitions(staged, lake.FEATURES, AS_OF_DATE, span.start, span.end)
     bookkeeping.clear_pending_as_of(spark, span.start, span.end)
+    bookkeeping.record_published(spark, span)
     return {
         "span": str(span),
         "rows": staged.count(),

@@ -43,6 +43,7 @@ class Settings:
     spark_master: str
     late_lookback_days: int
     spark_codegen: str  # auto | on | off: Spark's code generation (featurepipe.spark.fit_codegen)
+    spark_server_idle_minutes: float  # the CLI's shared driver stops after this long idle; 0: none (featurepipe.shared_driver)
 
     # --- locations derived from the roots, defined once -------------------
     @property
@@ -83,8 +84,9 @@ def get_settings() -> Settings:
         online_store=online,
         redis_url=_env("FEATUREPIPE_REDIS_URL", "redis://localhost:6379/0"),
         spark_master=_env("FEATUREPIPE_SPARK_MASTER", "local[*]"),
-        late_lookback_days=_non_negative_int("FEATUREPIPE_LATE_LOOKBACK_DAYS", 30),
+        late_lookback_days=_non_negative("FEATUREPIPE_LATE_LOOKBACK_DAYS", 30),
         spark_codegen=_choice("FEATUREPIPE_SPARK_CODEGEN", ("auto", "on", "off")),
+        spark_server_idle_minutes=_non_negative("FEATUREPIPE_SPARK_SERVER_IDLE_MINUTES", 30.0, float, "a number of minutes"),
     )
 
 
@@ -96,14 +98,15 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _non_negative_int(name: str, default: int) -> int:
+def _non_negative(name: str, default: int | float, kind: type = int, what: str = "a whole number of days"):
+    """A number >= 0 of `kind` (int or float), with an error naming the variable."""
     text = _env(name, str(default))
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number of days, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+        raise ValueError(f"{name} must be {what}, got {text!r}") from None
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"{name} must be >= 0, got {text!r}")
     return value
 
 

@@ -30,11 +30,12 @@ import time
 import traceback
 from typing import Callable, Iterator
 
+from featurepipe.steps import STEPS
+
 ENV_PREFIXES = ("FEATUREPIPE_", "AWS_", "REDIS_", "GX_")
 # session-level: fixed when the server's session started, so a request cannot change them
 SERVER_ONLY = {"FEATUREPIPE_SPARK_MASTER", "FEATUREPIPE_SPARK_DRIVER_MEMORY", "FEATUREPIPE_JVM_OPTS", "FEATUREPIPE_SPARK_SERVER",
                "FEATUREPIPE_LOG_FILE"}
-JOBS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize")
 _EXIT = "\x00exit "  # the last line of a response: the step's exit status
 
 
@@ -146,10 +147,12 @@ class _StepHandler(socketserver.StreamRequestHandler):
             return
         job = request.get("job")
         if job == "ping":
+            # a run that found the server counts as activity: the idle timer cannot fire before its first step
+            self.server.last_active = time.time()
             send(f"{_EXIT}0")
             return
-        if job not in JOBS:
-            send(f"spark-server: unknown step {job!r}; steps: {', '.join(JOBS)}")
+        if job not in STEPS:
+            send(f"spark-server: unknown step {job!r}; steps: {', '.join(STEPS)}")
             send(f"{_EXIT}2")
             return
         send(f"{_EXIT}{self.server.run(job, list(request.get('argv') or []), dict(request.get('env') or {}), send)}")
@@ -162,6 +165,8 @@ class StepServer(socketserver.TCPServer):
 
     def __init__(self, address: tuple[str, int]) -> None:
         super().__init__(address, _StepHandler)
+        self.busy = False
+        self.last_active = time.time()
 
     def run(self, job: str, argv: list[str], env: dict[str, str], send: Callable[[str], None]) -> int:
         import importlib
@@ -170,6 +175,7 @@ class StepServer(socketserver.TCPServer):
 
         writer = _LineWriter(send)
         began = time.time()
+        self.busy = True
         print(f"[spark-server] {job} {' '.join(argv)}", flush=True)
         try:
             with _environment(env), contextlib.redirect_stdout(writer), contextlib.redirect_stderr(writer):
@@ -184,28 +190,55 @@ class StepServer(socketserver.TCPServer):
                     writer.flush()
         finally:
             get_spark().catalog.clearCache()  # steps cache what they reuse; nothing outlives a step
+            self.busy, self.last_active = False, time.time()
         print(f"[spark-server] {job} exit {code or 0} after {time.time() - began:.1f} s", flush=True)
         return code or 0
 
 
-def serve(host: str, port: int) -> None:
-    """Start the session, load the step libraries, then serve until interrupted."""
-    import importlib
+def _stop_when_idle(server: StepServer, idle_s: float) -> None:
+    """A thread: shut the server down once no step has run for `idle_s` seconds."""
+    while True:
+        time.sleep(min(5.0, max(idle_s / 4, 0.2)))
+        if not server.busy and time.time() - server.last_active > idle_s:
+            print(f"[spark-server] no step for {idle_s / 60:g} minutes: stopping", flush=True)
+            server.shutdown()
+            return
 
+
+def serve(host: str, port: int, shared: str | None = None) -> None:
+    """Start the session, load the step libraries, then serve until interrupted (or SIGTERM).
+
+    `shared`: this is the CLI's shared driver (`featurepipe.shared_driver`) running code with that
+    fingerprint: it records itself for the data dir and stops after the configured idle time.
+    """
+    import importlib
+    import signal
+
+    from featurepipe import shared_driver
+    from featurepipe.settings import get_settings
     from featurepipe.spark import get_spark
 
     began = time.time()
     spark = get_spark("featurepipe-spark-server")
     spark.range(1).count()
-    for module in ("delta.tables", "great_expectations", "feast", *(f"jobs.{job}" for job in JOBS)):
+    for module in ("delta.tables", "great_expectations", "feast", *(f"jobs.{job}" for job in STEPS)):
         importlib.import_module(module)
     with StepServer((host, port)) as server:
-        print(f"[spark-server] ready on http://{host}:{server.server_address[1]} after {time.time() - began:.0f} s "
-              f"(master {spark.sparkContext.master}); use it with "
-              f"FEATUREPIPE_SPARK_SERVER=http://{host}:{server.server_address[1]}", flush=True)
+        url = f"http://{host}:{server.server_address[1]}"
+        # SIGTERM (`featurepipe spark-server --stop`, a replaced shared driver) ends the loop cleanly
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+        if shared:
+            idle_minutes = get_settings().spark_server_idle_minutes
+            threading.Thread(target=_stop_when_idle, args=(server, idle_minutes * 60), daemon=True).start()
+        print(f"[spark-server] ready on {url} after {time.time() - began:.0f} s (master {spark.sparkContext.master}); "
+              f"use it with FEATUREPIPE_SPARK_SERVER={url}", flush=True)
         try:
+            if shared:
+                shared_driver.write_state(url, shared)
             server.serve_forever()
         except KeyboardInterrupt:
             print("[spark-server] stopping", file=sys.stderr)
         finally:
+            if shared:
+                shared_driver.clear_state()
             spark.stop()

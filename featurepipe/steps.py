@@ -15,6 +15,10 @@ from featurepipe.dates import AsOfRange, range_from_args, range_parser
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# the pipeline's steps, in order; each is jobs/<step>.py (the DAGs chain them, the Spark server
+# runs them, `featurepipe run` checks each ran)
+STEPS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize")
+
 
 @dataclass(frozen=True)
 class Step:

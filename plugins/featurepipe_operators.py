@@ -23,10 +23,19 @@ import os
 from datetime import timedelta
 from typing import Any
 
+import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, TaskGroup
 
+# the pipeline's steps, in order; each is jobs/<step>.py (compute_features rebuilds the changed
+# tiles and computes every as-of date of the range in one Spark application)
+from featurepipe.steps import STEPS
+
 SPARK_CONN_ID = "featurepipe_spark"
+# every DAG's start_date: Airflow creates no task for a logical date before it, so any later date
+# would silently cut off history (a 2024 backfill "succeeding" with nothing done). The daily DAG
+# has catchup off, so an early start schedules nothing extra.
+HISTORY_START = pendulum.datetime(1970, 1, 1, tz="UTC")
 # every Spark step takes a slot: one slot (created by `featurepipe run/backfill`; create it with
 # `airflow pools set featurepipe_spark 1 ...` elsewhere) serialises steps across DAG runs, so two
 # runs never write the same Delta tables at once
@@ -38,10 +47,6 @@ FEATURES_ASSET = Asset(
     group="featurepipe",
 )
 
-# the pipeline's steps, in order; each is jobs/<step>.py
-# (compute_features rebuilds the changed tiles and computes every as-of date of the range in one
-# Spark application)
-STEPS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize")
 # a failed suite or a bad schema fails the same way on every try: retrying only delays the alert
 DETERMINISTIC_STEPS = {"validate_raw", "validate_features"}
 # heavy libraries a step imports, loaded while its Spark session starts (inline runner)

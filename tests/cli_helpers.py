@@ -50,6 +50,8 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
         FEATUREPIPE_SPARK_MASTER="local[2]",
         FEATUREPIPE_SHUFFLE_PARTITIONS="2",
         FEATUREPIPE_JVM_OPTS=os.environ.get("FEATUREPIPE_JVM_OPTS", "-XX:TieredStopAtLevel=1"),
+        # no test leaves a shared driver behind: runs use the test server, or say which runner
+        FEATUREPIPE_SPARK_SERVER_IDLE_MINUTES="0",
     )
     if SPARK_SERVER:
         env["FEATUREPIPE_SPARK_SERVER"] = SPARK_SERVER

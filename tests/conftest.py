@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -15,6 +16,9 @@ ROOT = TESTS_DIR.parent
 sys.path.insert(0, str(TESTS_DIR))
 sys.path.insert(0, str(ROOT / "plugins"))
 
+import cli_helpers  # noqa: E402  (after the path above)
+from cli_helpers import CLI, cli_env, free_port  # noqa: E402
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -25,6 +29,40 @@ def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("featurepipe-data")
     os.environ["FEATUREPIPE_DATA_DIR"] = str(path)
     return path
+
+
+@pytest.fixture()
+def lake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A test's own landing zone (`raw/`) and lake (`lake/`) under its tmp dir, for in-process runs."""
+    monkeypatch.setenv("FEATUREPIPE_RAW_URI", str(tmp_path / "raw"))
+    monkeypatch.setenv("FEATUREPIPE_LAKE_URI", str(tmp_path / "lake"))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def spark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One `featurepipe spark-server` for the pipeline runs of the integration and reliability tests
+    (their steps skip JVM start-up and cold queries; their conftests use it for every test). It
+    starts in the background; `run_cli` waits for it before a run. Tests that exercise the other
+    runners say so with FEATUREPIPE_STEP_RUNNER (inline, spark-submit)."""
+    import signal
+
+    folder = tmp_path_factory.mktemp("spark-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([str(CLI), "spark-server", "--port", str(port)], env=cli_env(folder),
+                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    cli_helpers.SPARK_SERVER = url
+    yield url
+    assert proc.poll() is None, f"featurepipe spark-server exited early: {log.read_text()[-3000:]}"
+    cli_helpers.SPARK_SERVER = None
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,8 @@ def test_policy_of_every_dag_in_the_dagbag(dagbag) -> None:
     for dag_id, dag in dagbag.dags.items():
         assert dag.max_active_runs == 1, dag_id
         assert dag.catchup is False, dag_id
+        # no start date cuts off history: Airflow creates no task for a logical date before it
+        assert dag.start_date is not None and dag.start_date.year <= 1970, (dag_id, dag.start_date)
         assert "featurepipe" in dag.tags, dag_id
         assert dag.doc_md and dag_id in dag.doc_md, dag_id
         for task in dag.tasks:
@@ -42,6 +44,15 @@ def test_policy_of_every_dag_in_the_dagbag(dagbag) -> None:
             # validation failures are deterministic: no retry; a sensor has its own timeout; everything else retries
             expected = 0 if task.task_id.startswith(("validate_", "check_", "wait_")) else 2
             assert task.retries == expected, (dag_id, task.task_id, task.retries)
+
+
+def test_the_cli_knows_every_task_it_must_see_run(dagbag) -> None:
+    """`featurepipe run/backfill` fail a run in which Airflow ran fewer tasks than the DAG has."""
+    from featurepipe.orchestrator import DAG_TASKS
+
+    assert set(DAG_TASKS) == set(dagbag.dag_ids)
+    for dag_id, tasks in DAG_TASKS.items():
+        assert set(tasks) == set(dagbag.dags[dag_id].task_ids), dag_id
 
 
 @pytest.mark.parametrize("dag_id", ["featurepipe_daily", "featurepipe_backfill"])

@@ -10,34 +10,13 @@ from typing import Iterator
 
 import pytest
 
-import cli_helpers
 from cli_helpers import CLI, cli_env, free_port
 
 
 @pytest.fixture(scope="session", autouse=True)
-def spark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One `featurepipe spark-server` for the integration tests' pipeline runs (their steps skip JVM
-    start-up and cold queries). It starts in the background; `run_cli` waits for it before a run.
-    Tests that exercise the other runners say so with FEATUREPIPE_STEP_RUNNER (inline, spark-submit)."""
-    import os
-    import signal
-
-    folder = tmp_path_factory.mktemp("spark-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = folder / "server.log"
-    with open(log, "w") as sink:
-        proc = subprocess.Popen([str(CLI), "spark-server", "--port", str(port)], env=cli_env(folder),
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    cli_helpers.SPARK_SERVER = url
-    yield url
-    assert proc.poll() is None, f"featurepipe spark-server exited early: {log.read_text()[-3000:]}"
-    cli_helpers.SPARK_SERVER = None
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+def _runs_use_the_spark_server(spark_server: str) -> str:
+    """Every integration test's pipeline runs go to the shared test Spark server (tests/conftest.py)."""
+    return spark_server
 
 
 @pytest.fixture(scope="session")

@@ -36,8 +36,13 @@ class Airflow:
         self.data_dir, self.env, self.log = data_dir, env, log
 
     def __call__(self, *args: str) -> str:
-        out = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=self.env,
-                             capture_output=True, text=True, timeout=300)
+        for attempt in range(5):
+            out = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=self.env,
+                                 capture_output=True, text=True, timeout=300)
+            # SQLite takes one writer at a time: a CLI write can meet the scheduler's and fail at once
+            if out.returncode == 0 or "database is locked" not in out.stderr:
+                break
+            time.sleep(2 + attempt * 2)
         assert out.returncode == 0, f"airflow {' '.join(args)}: {out.stderr[-2000:]}"
         return out.stdout
 

@@ -14,59 +14,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from compare import assert_features_equal, published
-from reference import reference_features
-
-from featurepipe.dates import AsOfRange
+from inprocess import expect, generated_landings, land, run
 
 pytestmark = pytest.mark.integration
 DATA_START = dt.date(2025, 1, 1)
-LOOKBACK = 30
-
-
-def run(spark, start: dt.date, end: dt.date) -> dict:
-    """One pipeline run for as-of start..end, as the DAG does it (minus the gates and Feast)."""
-    from featurepipe.features import stage_features
-    from featurepipe.ingest import ingest
-    from featurepipe.publishing import publish
-    from featurepipe.tiles import rebuild_tiles
-
-    as_of = AsOfRange(start, end)
-    report = ingest(spark, as_of)
-    rebuild_tiles(spark, as_of.label)
-    span, staged = stage_features(spark, as_of, LOOKBACK)
-    publish(spark, span)
-    return {**report, **staged}
-
-
-@pytest.fixture()
-def lake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FEATUREPIPE_RAW_URI", str(tmp_path / "raw"))
-    monkeypatch.setenv("FEATUREPIPE_LAKE_URI", str(tmp_path / "lake"))
-    return tmp_path
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from featurepipe.generate import generate
-
-    out = tmp_path_factory.mktemp("generated")
-    generate(str(out), users=12, start=DATA_START, days=70, seed=3, dirty=True, progress=lambda _: None)
-    return out / "transactions"
-
-
-def land(generated: Path, raw: Path, through: dt.date) -> None:
-    """Copy every landing folder up to `through` into the landing zone (idempotent)."""
-    for folder in sorted(generated.iterdir()):
-        day = dt.date.fromisoformat(folder.name.split("=")[1])
-        if day <= through and not (raw / "transactions" / folder.name).exists():
-            shutil.copytree(folder, raw / "transactions" / folder.name)
-
-
-def expect(lake_env: Path, spark, first: dt.date, last: dt.date, what: str) -> None:
-    wanted = reference_features(lake_env / "raw" / "transactions", first, last)
-    table = published(spark)
-    table = table[table["event_timestamp"].dt.date.between(first, last)]
-    assert_features_equal(table, wanted, what)
+    return generated_landings(tmp_path_factory.mktemp("generated"), DATA_START, days=70, seed=3)
 
 
 def test_daily_runs_with_late_landings_and_redeliveries_equal_the_definition(generated, lake_env, spark) -> None:

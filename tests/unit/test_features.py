@@ -478,3 +478,20 @@ def test_tiles_with_two_mode_columns_count_each_column_separately(spark) -> None
     assert features["u1"]["favorite_category"] == "a" and features["u1"]["favorite_product"] == "p1"
     assert features["u2"]["favorite_category"] is None and features["u2"]["favorite_product"] is None
     assert features["u2"]["transactions_7d"] == 1
+
+
+def test_plan_span_fills_gaps_after_the_first_published_date_within_the_lookback() -> None:
+    from featurepipe.dates import AsOfRange
+    from featurepipe.features import plan_span
+
+    d = date(2025, 3, 20)
+    run = AsOfRange(d, d)
+    covered = {d - timedelta(days=k) for k in (1, 2, 4, 5)}  # d-3 failed; d-6.. before the first publish
+    span, too_old, gaps = plan_span(run, [], 30, first_published=d - timedelta(days=5), covered=covered)
+    assert gaps == [d - timedelta(days=3)] and span == AsOfRange(d - timedelta(days=3), d) and too_old == []
+    # nothing published yet: no gap (history before the first backfill is not missing)
+    assert plan_span(run, [], 30)[2] == []
+    # a gap older than the look-back is left alone; a pending date inside it is repaired
+    old = {d - timedelta(days=k) for k in range(1, 40) if k != 35}
+    span, _, gaps = plan_span(run, [d - timedelta(days=10)], 30, first_published=d - timedelta(days=39), covered=old)
+    assert gaps == [] and span.start == d - timedelta(days=10)
