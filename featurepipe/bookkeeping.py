@@ -129,18 +129,8 @@ def record_run_span(spark: SparkSession, run_id: str, as_of: AsOfRange, span: As
     An append, never an update: appends never conflict with another run's, and a rerun of the
     same run's compute_features simply adds a newer record.
     """
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import DateType, StringType, StructField, StructType
-
-    schema = StructType([
-        StructField("run_id", StringType(), False),
-        StructField("start", DateType(), False),
-        StructField("end", DateType(), False),
-        StructField("span_start", DateType(), False),
-        StructField("span_end", DateType(), False),
-    ])
-    rows = spark.createDataFrame([(run_id, as_of.start, as_of.end, span.start, span.end)], schema)
-    lake.append(rows.withColumn("recorded_at", F.current_timestamp()), lake.RUN_SPANS)
+    _append_record(spark, lake.RUN_SPANS, {"run_id": run_id, "start": as_of.start, "end": as_of.end,
+                                           "span_start": span.start, "span_end": span.end}, "recorded_at")
 
 
 def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange) -> AsOfRange:
@@ -165,25 +155,23 @@ def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange) -> AsOfRange:
 
 def record_published(spark: SparkSession, span: AsOfRange) -> None:
     """A span is published (appended after the feature table's commit: a crash between leaves a gap to refill)."""
+    _append_record(spark, lake.PUBLISHED_SPANS, {"span_start": span.start, "span_end": span.end}, "published_at")
+
+
+def _append_record(spark: SparkSession, table: str, values: dict[str, str | dt.date], stamp: str) -> None:
+    """Append one row of non-null strings and dates, plus the time of the append in column `stamp`."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import DateType, StructField, StructType
+    from pyspark.sql.types import DateType, StringType, StructField, StructType
 
-    schema = StructType([StructField("span_start", DateType(), False), StructField("span_end", DateType(), False)])
-    rows = spark.createDataFrame([(span.start, span.end)], schema)
-    lake.append(rows.withColumn("published_at", F.current_timestamp()), lake.PUBLISHED_SPANS)
+    schema = StructType([StructField(k, StringType() if isinstance(v, str) else DateType(), False) for k, v in values.items()])
+    row = spark.createDataFrame([tuple(values.values())], schema)
+    lake.append(row.withColumn(stamp, F.current_timestamp()), table)
 
 
-def published_dates(spark: SparkSession, first: dt.date, last: dt.date) -> tuple[dt.date | None, set[dt.date]]:
-    """(the first as-of date ever published or None, the dates of first..last some published span covers)."""
+def published_dates(spark: SparkSession) -> tuple[dt.date | None, set[dt.date]]:
+    """(the first as-of date ever published or None, every as-of date some published span covers)."""
     if not lake.table_exists(spark, lake.PUBLISHED_SPANS):
         return None, set()
     spans = [(r["span_start"], r["span_end"]) for r in lake.read_table(spark, lake.PUBLISHED_SPANS).collect()]
-    if not spans:
-        return None, set()
-    covered = {
-        start + dt.timedelta(days=k)
-        for start, end in spans
-        for k in range((min(end, last) - start).days + 1)
-        if start + dt.timedelta(days=k) >= first
-    }
-    return min(start for start, _ in spans), covered
+    covered = {start + dt.timedelta(days=k) for start, end in spans for k in range((end - start).days + 1)}
+    return min(covered, default=None), covered

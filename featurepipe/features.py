@@ -162,8 +162,7 @@ def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int,
     from featurepipe.tiles import tile_dates
 
     group = group or USER_PURCHASE
-    horizon = as_of.end - dt.timedelta(days=lookback_days)
-    first_published, covered = bookkeeping.published_dates(spark, horizon, as_of.start - dt.timedelta(days=1))
+    first_published, covered = bookkeeping.published_dates(spark)
     span, too_old, gaps = plan_span(as_of, bookkeeping.pending_as_of(spark), lookback_days, first_published, covered)
     first, last = tile_dates(span.start, span.end, group)
     tiles = lake.read_range(spark, lake.TILES, EVENT_DATE, first, last)

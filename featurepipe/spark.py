@@ -38,7 +38,7 @@ BASE_CONF = {
 
 # Below this much input, compiling Java for every query (whole-stage code generation) costs more
 # than it saves: a daily landing of a few thousand events runs ~2x faster interpreted, while
-# 5M-row aggregations run ~4x faster compiled (measured: README "Where the time goes").
+# 5M-row aggregations run ~4x faster compiled (measured: README "Code generation follows the input").
 CODEGEN_MIN_BYTES = 32 * 2**20
 
 
