@@ -47,14 +47,19 @@ demo: install
 	$(PY) -m featurepipe.demo show $(FEATUREPIPE_DATA_DIR)/demo/training_set.parquet
 	$(VENV)/bin/featurepipe online --user-id u0001 --user-id u0002 --user-id u0003
 
+# two workers, one test file each at a time (a file's module fixtures are built once); each worker
+# has its own Spark session and servers. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: install redis
-	$(PY) -m pytest tests -q -p no:cacheprovider --durations=15
+	$(PY) -m pytest tests -q -p no:cacheprovider --durations=15 $(TEST_PARALLEL)
 
 test-unit: install
 	$(PY) -m pytest tests/unit tests/dags -q
 
 test-integration: install redis
-	$(PY) -m pytest tests/integration tests/reliability -q
+	$(PY) -m pytest tests/integration tests/reliability -q $(TEST_PARALLEL)
 
 # benchmarks (not part of `make test`): ratios against references measured in the same run
 bench: install

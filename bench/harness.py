@@ -68,8 +68,8 @@ def pipeline_run(session, start: dt.date, end: dt.date) -> float:
     began = time.perf_counter()
     ingest(session, as_of)
     rebuild_tiles(session, as_of.label)
-    span, _ = stage_features(session, as_of, get_settings().late_lookback_days)
-    publish(session, span)
+    span, _ = stage_features(session, as_of, get_settings().late_lookback_days, run_id="bench")
+    publish(session, span, run_id="bench")
     return time.perf_counter() - began
 
 

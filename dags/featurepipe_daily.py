@@ -6,9 +6,10 @@ and publishes it to the Delta feature table and Feast's online store.
 
 `wait_for_landing >> validate_raw >> compute_features >> validate_features >> publish >> materialize`
 
-* **wait_for_landing**: a sensor (reschedule mode, outside the Spark pool) that waits until events
-  of day `T − 1` have landed, so no as-of is computed from a partial day (checks every 5 min,
-  gives up after 12 h naming the newest landed event).
+* **wait_for_landing**: a sensor (reschedule mode, outside the Spark pool) that waits until day
+  `T − 1` has landed, so no as-of is computed from a partial day: its `_SUCCESS` marker where the
+  landing zone has markers, else an event of that day (checks every 5 min, gives up after 12 h
+  naming the newest landed day).
 
 * **validate_raw**: schema check of every landing, bad rows to `quarantine/transactions`, dedup.
 * **compute_features**: rebuilds the daily tiles that changed, then windows from tiles, staged.

@@ -15,6 +15,7 @@ Each step consumes what it finished and leaves the rest, so a failed run is repa
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from featurepipe import lake
@@ -123,17 +124,26 @@ class MissingRunSpan(RuntimeError):
     """A step after compute_features found no span for its run: compute_features did not finish for it."""
 
 
-def record_run_span(spark: SparkSession, run_id: str, as_of: AsOfRange, span: AsOfRange) -> None:
+@dataclass(frozen=True)
+class RunSpan:
+    span: AsOfRange  # the run's range plus the late-data repairs and gaps it staged
+    tiles_version: int | None  # the tiles table's Delta version its rows were computed from
+
+
+def record_run_span(spark: SparkSession, run_id: str, as_of: AsOfRange, span: AsOfRange,
+                    tiles_version: int | None = None) -> None:
     """What compute_features staged for a run (its range plus repaired late dates), for the later steps.
 
     An append, never an update: appends never conflict with another run's, and a rerun of the
     same run's compute_features simply adds a newer record.
     """
     _append_record(spark, lake.RUN_SPANS, {"run_id": run_id, "start": as_of.start, "end": as_of.end,
-                                           "span_start": span.start, "span_end": span.end}, "recorded_at")
+                                           "span_start": span.start, "span_end": span.end,
+                                           "tiles_version": -1 if tiles_version is None else tiles_version},
+                   "recorded_at")
 
 
-def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange) -> AsOfRange:
+def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange) -> RunSpan:
     """The span compute_features recorded for `run_id` (the newest record); MissingRunSpan if none."""
     from pyspark.sql import functions as F
 
@@ -150,28 +160,63 @@ def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange) -> AsOfRange:
             f"no span recorded for run {run_id!r} (as-of {as_of}) in {lake.RUN_SPANS}: compute_features has not "
             f"finished for this run; rerun it before this step"
         )
-    return AsOfRange(found["span_start"], found["span_end"])
+    version = found.asDict().get("tiles_version")  # None in records from before it was kept
+    version = None if version is None or version < 0 else version
+    return RunSpan(AsOfRange(found["span_start"], found["span_end"]), version)
 
 
-def record_published(spark: SparkSession, span: AsOfRange) -> None:
-    """A span is published (appended after the feature table's commit: a crash between leaves a gap to refill)."""
-    _append_record(spark, lake.PUBLISHED_SPANS, {"span_start": span.start, "span_end": span.end}, "published_at")
+def record_published(spark: SparkSession, span: AsOfRange, features_version: int | None = None) -> None:
+    """A span is published (appended after the feature table's commit: a crash between leaves a gap to refill),
+    with the feature table's version that commit made."""
+    _append_record(spark, lake.PUBLISHED_SPANS, {"span_start": span.start, "span_end": span.end,
+                                                 "features_version": -1 if features_version is None else features_version},
+                   "published_at")
 
 
-def _append_record(spark: SparkSession, table: str, values: dict[str, str | dt.date], stamp: str) -> None:
-    """Append one row of non-null strings and dates, plus the time of the append in column `stamp`."""
+def record_materialized(spark: SparkSession, window: AsOfRange, features_version: int) -> None:
+    """The online store holds every user's newest row of the feature table at `features_version`
+    (appended only after a materialize succeeded: a failed one leaves its rows owed)."""
+    _append_record(spark, lake.MATERIALIZED, {"window_start": window.start, "window_end": window.end,
+                                              "features_version": features_version}, "materialized_at")
+
+
+def owed_online(spark: SparkSession) -> dt.date | None:
+    """The first as-of date whose rows the online store may lack: the earliest span published after
+    the feature table version of the last successful materialize (every span, if none succeeded
+    yet). None when nothing is owed. Read from the records: no scan of the feature table."""
+
+    if not lake.table_exists(spark, lake.PUBLISHED_SPANS):
+        return None
     from pyspark.sql import functions as F
-    from pyspark.sql.types import DateType, StringType, StructField, StructType
 
-    schema = StructType([StructField(k, StringType() if isinstance(v, str) else DateType(), False) for k, v in values.items()])
+    last = -1
+    if lake.table_exists(spark, lake.MATERIALIZED):
+        last = lake.read_table(spark, lake.MATERIALIZED).agg(F.max("features_version")).first()[0]
+    # one small row per publish, read whole (spans recorded before versions were have none: -1)
+    spans = [r.asDict() for r in lake.read_table(spark, lake.PUBLISHED_SPANS).collect()]
+    owed = [s["span_start"] for s in spans if last < 0 or (s.get("features_version") or -1) > last]
+    return min(owed, default=None)
+
+
+def _append_record(spark: SparkSession, table: str, values: dict[str, str | int | dt.date], stamp: str) -> None:
+    """Append one row of non-null strings, integers and dates, plus the time of the append in column `stamp`."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
+
+    kinds = {str: StringType(), int: LongType(), dt.date: DateType()}
+    schema = StructType([StructField(k, kinds[type(v)], False) for k, v in values.items()])
     row = spark.createDataFrame([tuple(values.values())], schema)
-    lake.append(row.withColumn(stamp, F.current_timestamp()), table)
+    lake.append(row.withColumn(stamp, F.current_timestamp()), table, merge_schema=True)  # a new column: older lakes
 
 
 def published_dates(spark: SparkSession) -> tuple[dt.date | None, set[dt.date]]:
     """(the first as-of date ever published or None, every as-of date some published span covers)."""
     if not lake.table_exists(spark, lake.PUBLISHED_SPANS):
-        return None, set()
+        if not lake.table_exists(spark, lake.FEATURES):
+            return None, set()
+        # a lake published before spans were recorded: its partitions are what was published
+        covered = {r[0] for r in lake.read_table(spark, lake.FEATURES).select(lake.AS_OF_DATE).distinct().collect()}
+        return min(covered, default=None), covered
     spans = [(r["span_start"], r["span_end"]) for r in lake.read_table(spark, lake.PUBLISHED_SPANS).collect()]
     covered = {start + dt.timedelta(days=k) for start, end in spans for k in range((end - start).days + 1)}
     return min(covered, default=None), covered

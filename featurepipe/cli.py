@@ -22,6 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--dirty", action="store_true", help="add invalid, duplicate, late and edge-of-window rows")
 
+    la = sub.add_parser("land", help="copy local Parquet landings into the landing zone and mark their days complete")
+    la.add_argument("--from", dest="source", required=True, type=Path,
+                    help="folder of Parquet files (in landing_date=YYYY-MM-DD/ folders, or give --date)")
+    la.add_argument("--date", type=parse_date, help="landing date of files outside landing_date= folders; "
+                    "with an empty --from folder, marks a day without events complete")
+    la.add_argument("--partial", action="store_true", help="copy without marking the days complete (more files follow)")
+
     r = sub.add_parser("run", help="run the daily DAG for one as-of date through Airflow")
     r.add_argument("--date", type=parse_date, required=True)
 
@@ -89,7 +96,11 @@ def _print_run_summary(as_of: AsOfRange) -> None:
             print(f"  WARNING: {feats['stale_as_of_not_repaired']} published as-of dates are stale from late data older "
                   f"than the look-back; repair with: {feats['repair_with']}")
     if pub:
-        print(f"  published to {pub['table']} (latest as-of {pub['latest_as_of']}); materialized to the online store")
+        again = " (tiles changed meanwhile: recomputed by the next run)" if pub.get("recomputed_next_run") else ""
+        print(f"  published as-of {pub['span']} to {pub['table']}{again}; materialized to the online store")
+    healed = reports.get("materialize", {}).get("healed_from")
+    if healed:
+        print(f"  online store: also re-sent rows owed since {healed} (an earlier materialize failed)")
     print(f"  reports: {run_dir(as_of)}")
 
 
@@ -208,17 +219,28 @@ def _spark_server(args: argparse.Namespace) -> None:
     serve(args.host, args.port, shared=args.shared)
 
 
+def _land(args: argparse.Namespace) -> None:
+    from featurepipe.land import land
+    from featurepipe.settings import get_settings
+
+    uri = get_settings().transactions_uri
+    result = land(args.source, uri, date=args.date, complete=not args.partial)
+    print(f"landed into {uri}: {result.summary()}")
+
+
 def _feast_env(_: argparse.Namespace) -> None:
-    import shlex
+    from featurepipe.feast_store import shell_exports
 
-    from featurepipe.feast_store import feast_env
-
-    for key, value in feast_env().items():
-        print(f"export {key}={shlex.quote(value)}")
+    lines, warning = shell_exports()
+    for line in lines:
+        print(line)
+    if warning:
+        print(f"featurepipe feast-env: {warning}", file=sys.stderr)
 
 
 COMMANDS = {
     "generate": _generate,
+    "land": _land,
     "run": _run,
     "backfill": _backfill,
     "training-set": _training_set,

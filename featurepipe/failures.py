@@ -27,6 +27,11 @@ _SUFFIX = re.compile(r" \[[\w.]+\](?: \w+=\S+)*\s*$")
 
 def root_cause(log_text: str, limit: int = 400) -> str:
     """The most useful one-line reason in a task log, or "see the log"."""
+    timeout = log_text.find("AirflowTaskTimeout")
+    if timeout >= 0:  # whatever the step was doing when it was stopped
+        task = re.search(r"\[DAG TEST\] end task task_id=(\w+)", log_text[timeout:])
+        return (f"{task.group(1) if task else 'a step'} timed out: it ran longer than its execution_timeout "
+                "(FEATUREPIPE_STEP_TIMEOUT_MINUTES)")
     for pattern in _OURS:
         found = pattern.search(log_text)
         if found:

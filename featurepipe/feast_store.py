@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -9,7 +10,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import unquote, urlparse
 
 from featurepipe.settings import FEATURE_REPO_DIR, Settings, get_settings
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 ENTITY_ROW = "__featurepipe_row"
+# where `featurepipe feast-env` puts `${REDIS_PASSWORD}` instead of the password: the shell fills it
+# in at `eval` (inside a JSON string: a password with `"`, `\` or `,` cannot pass; Feast's
+# connection string splits on `,` anyway)
+PASSWORD_PLACEHOLDER = "@@REDIS_PASSWORD@@"
 
 
 class FeatureRefError(ValueError):
@@ -42,13 +47,18 @@ def redis_connection_string(url: str, password: str | None = None) -> str:
     return ",".join(parts)
 
 
-def feast_env(settings: Settings | None = None) -> dict[str, str]:
-    """The variables `feature_repo/feature_store.yaml` reads."""
+def feast_env(settings: Settings | None = None, redact: bool = False) -> dict[str, str]:
+    """The variables `feature_repo/feature_store.yaml` reads. `redact`: a Redis password becomes
+    `PASSWORD_PLACEHOLDER` (for printing)."""
     settings = settings or get_settings()
     if settings.online_store == "redis":
+        password = os.environ.get("REDIS_PASSWORD")
+        url = settings.redis_url
+        if redact and (password or urlparse(url).password):
+            password, url = PASSWORD_PLACEHOLDER, _without_password(url)
         online = {
             "type": "redis",
-            "connection_string": redis_connection_string(settings.redis_url, os.environ.get("REDIS_PASSWORD")),
+            "connection_string": redis_connection_string(url, password),
             # by default Feast's Redis store drops a write whose event timestamp is not newer than
             # the stored one, so a corrected row for the same as-of would never arrive; our
             # materialize window always ends at the newest published as-of, so writing
@@ -61,6 +71,30 @@ def feast_env(settings: Settings | None = None) -> dict[str, str]:
         "FEATUREPIPE_FEAST_REGISTRY": str(settings.feast_dir / "registry.db"),
         "FEATUREPIPE_FEAST_ONLINE_STORE": json.dumps(online),
     }
+
+
+def _without_password(url: str) -> str:
+    parsed = urlparse(url)
+    host = f"{parsed.hostname or 'localhost'}{f':{parsed.port}' if parsed.port else ''}"
+    user = f"{parsed.username}@" if parsed.username else ""
+    return parsed._replace(netloc=f"{user}{host}").geturl()
+
+
+def shell_exports(settings: Settings | None = None) -> tuple[list[str], str | None]:
+    """(`export` lines for `eval`, a warning or None). No secret is printed: a Redis password is
+    written as `${REDIS_PASSWORD}`, which the user's shell fills in at `eval`."""
+    import shlex
+
+    settings = settings or get_settings()
+    lines = []
+    for key, value in feast_env(settings, redact=True).items():
+        parts = value.split(PASSWORD_PLACEHOLDER)
+        lines.append(f"export {key}=" + '"${REDIS_PASSWORD}"'.join(shlex.quote(p) for p in parts))
+    warning = None
+    if settings.online_store == "redis" and urlparse(settings.redis_url).password and not os.environ.get("REDIS_PASSWORD"):
+        warning = ("FEATUREPIPE_REDIS_URL holds a password, which is never printed: export REDIS_PASSWORD "
+                   "with it before the eval")
+    return lines, warning
 
 
 def get_store() -> FeatureStore:
@@ -180,7 +214,8 @@ def training_set(entities: pd.DataFrame, features: list[str] | None = None, feat
             "event_timestamp": _utc(entities["event_timestamp"]).reset_index(drop=True),
         }
     )
-    result = store.get_historical_features(entity_df=query, features=selection).to_df()
+    with feast_session(spark):
+        result = store.get_historical_features(entity_df=query, features=selection).to_df()
     # Feast returns rows in its own order and widens Int64-with-nulls to float: restore both
     result = result.set_index(ENTITY_ROW).reindex(range(len(entities)))
     out = entities.copy()
@@ -221,7 +256,24 @@ def materialize(start: dt.datetime, end: dt.datetime) -> None:
     """Latest row per user with start <= event_timestamp <= end into the online store."""
     from featurepipe.spark import get_spark
 
-    get_spark("featurepipe-materialize")
+    spark = get_spark("featurepipe-materialize")
     store = get_store()
     ensure_applied(store)
-    store.materialize(start_date=start, end_date=end, feature_views=[USER_PURCHASE.name])
+    with feast_session(spark):
+        store.materialize(start_date=start, end_date=end, feature_views=[USER_PURCHASE.name])
+
+
+# Feast's Spark offline store switches this on in the active session and leaves it on; with it,
+# backticked names are regular expressions, which breaks Delta (and our own SQL) in every later
+# step of a shared session: "[INVALID_USAGE_OF_STAR_OR_REGEX] ... 'null_count.<column>'"
+_FEAST_SESSION_SETTING = "spark.sql.parser.quotedRegexColumnNames"
+
+
+@contextlib.contextmanager
+def feast_session(spark) -> Iterator[None]:
+    """Feast's queries run with the setting Feast needs; the session gets its own back afterwards."""
+    before = spark.conf.get(_FEAST_SESSION_SETTING, "false")
+    try:
+        yield
+    finally:
+        spark.conf.set(_FEAST_SESSION_SETTING, before)

@@ -152,9 +152,10 @@ def plan_span(as_of: AsOfRange, pending: list[dt.date], lookback_days: int, firs
     return AsOfRange(min([as_of.start, *repair, *gaps]), as_of.end), too_old, gaps
 
 
-def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int,
+def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int, run_id: str,
                    group: FeatureGroup | None = None) -> tuple[AsOfRange, dict]:
-    """Compute and stage the rows of the run's span (its range plus late-data repairs); returns (span, report)."""
+    """Compute and stage the rows of the run's span (its range plus late-data repairs) in the run's own
+    staging table (`lake.staged_table`); returns (span, report)."""
     from pyspark.sql import functions as F
 
     from featurepipe import bookkeeping, lake
@@ -167,7 +168,8 @@ def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int,
     first, last = tile_dates(span.start, span.end, group)
     tiles = lake.read_range(spark, lake.TILES, EVENT_DATE, first, last)
     features = features_from_tiles(tiles, span.start, span.end, group).cache()
-    lake.replace_partitions(features, lake.STAGED_FEATURES, AS_OF_DATE, span.start, span.end)
+    staged = lake.staged_table(run_id)
+    lake.overwrite(features, staged, partition_by=AS_OF_DATE)
     longest = group.max_window_days
     count = next((f for f in group.features if f.dtype is Dtype.INT64 and f.window_days == longest), None)
     stats = features.agg(
@@ -182,7 +184,7 @@ def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int,
         "expiry_rows": stats["expiry_rows"] or 0,
         "repaired_as_of_days": (as_of.start - span.start).days,
         "gaps_filled": len(gaps),
-        "staged": lake.STAGED_FEATURES,
+        "staged": staged,
     }
     if gaps:
         print(f"[compute_features] filling {len(gaps)} as-of dates no run published ({gaps[0]}..{gaps[-1]})")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 QUARANTINE = "quarantine/transactions"
 CLEAN_TRANSACTIONS = "clean/transactions"
 TILES = "tiles/user_purchase_daily"
-STAGED_FEATURES = "staging/user_purchase_features"
+STAGED_FEATURES = "staging/user_purchase_features"  # one table per run below it: staged_table(run_id)
 FEATURES = "features/user_purchase_features"
 # bookkeeping of the incremental pipeline (README: "Incremental runs")
 INGESTED_FILES = "bookkeeping/ingested_files"
@@ -23,16 +23,40 @@ DIRTY_DAYS = "bookkeeping/dirty_tile_days"
 PENDING_AS_OF = "bookkeeping/pending_as_of"
 RUN_SPANS = "bookkeeping/run_spans"
 PUBLISHED_SPANS = "bookkeeping/published_spans"
+MATERIALIZED = "bookkeeping/materialized"
 
 # columns the tables share
 EVENT_DATE = "event_date"  # UTC day of an event: partitions clean/transactions and the tiles
 AS_OF_DATE = "as_of_date"  # the date of as-of T: partitions the staged and published feature rows
 SOURCE_FILE = "source_file"  # the raw file a row was read from (clean and quarantined rows)
+ARRIVED_AT = "_arrived_at"  # when that file arrived (its modification time): read for the rules, never stored
 
 
 def table_path(table: str) -> str:
     """The path Spark uses for a lake table (`s3a://` on S3)."""
     return spark_uri(get_settings().table_uri(table))
+
+
+def staged_table(run_id: str) -> str:
+    """The staging table of one run: what its validate_features checks is exactly what its publish copies,
+    whatever other runs stage meanwhile. The run id is made path-safe (Airflow's hold `:` and `+`),
+    with a digest so that two ids never share a folder."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:80]
+    return f"{STAGED_FEATURES}/run={safe}-{hashlib.sha1(run_id.encode()).hexdigest()[:8]}"
+
+
+def drop_table(table: str) -> None:
+    """Delete a table's folder (a run's staging after its publish); nothing if it is gone already."""
+    from pyarrow import fs as pafs
+
+    from featurepipe.storage import filesystem
+
+    filesystem_, path = filesystem(get_settings().table_uri(table))
+    if filesystem_.get_file_info(path).type != pafs.FileType.NotFound:
+        filesystem_.delete_dir(path)
 
 
 def table_exists(spark: SparkSession, table: str) -> bool:
@@ -70,8 +94,20 @@ def replace_dates(df: DataFrame, table: str, column: str, dates: list[dt.date]) 
         _replace_where(df, table, column, f"{column} IN ({listed})")
 
 
-def append(df: DataFrame, table: str) -> None:
-    df.write.format("delta").mode("append").save(table_path(table))
+def append(df: DataFrame, table: str, merge_schema: bool = False) -> None:
+    writer = df.write.format("delta").mode("append")
+    if merge_schema:  # a record that gained a column since the table was created
+        writer = writer.option("mergeSchema", "true")
+    writer.save(table_path(table))
+
+
+def table_version(spark: SparkSession, table: str) -> int | None:
+    """The table's current Delta version (from its log), None if it does not exist."""
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, table):
+        return None
+    return int(DeltaTable.forPath(spark, table_path(table)).history(1).select("version").first()[0])
 
 
 def delete_where(spark: SparkSession, table: str, condition) -> None:

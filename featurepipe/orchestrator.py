@@ -89,18 +89,35 @@ def _airflow(args: list[str], env: dict[str, str], log: Path | None = None, echo
 
 
 def ensure_airflow_db(env: dict[str, str]) -> None:
-    """`airflow db migrate` once per data dir and Airflow version (~15 s)."""
+    """`airflow db migrate` once per data dir and Airflow version (~15 s); two commands started at
+    once on a new data dir migrate it once (the second waits for the first)."""
+    import fcntl
+
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     marker = home / f".migrated-{version('apache-airflow')}"
     if marker.exists():
         return
+    with open(home / ".migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not marker.exists():
+                _migrate(env, home, marker)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _migrate(env: dict[str, str], home: Path, marker: Path) -> None:
     print(f"[airflow] initialising the metadata database under {home}", flush=True)
     if _airflow(["db", "migrate"], env, log=home / "db-migrate.log") != 0:
         raise PipelineFailed(f"airflow db migrate failed: see {home / 'db-migrate.log'}")
     pool = ["pools", "set", "featurepipe_spark", "1", "featurepipe Spark steps: one at a time (shared Delta tables)"]
     if _airflow(pool, env, log=home / "db-migrate.log") != 0:
         raise PipelineFailed(f"creating the featurepipe_spark pool failed: see {home / 'db-migrate.log'}")
+    # the DAGs and their assets in the database now, under the lock: two `dags test` started at once
+    # on a new database would otherwise both insert the feature table's asset, and one would fail
+    if _airflow(["dags", "reserialize"], env, log=home / "db-migrate.log") != 0:
+        raise PipelineFailed(f"serializing the DAGs failed: see {home / 'db-migrate.log'}")
     marker.touch()
 
 
@@ -115,7 +132,7 @@ def run_dag(dag_id: str, logical_date: str, conf: dict | None = None, skip: str 
     ensure_airflow_db(env)
     logs = Path(env["AIRFLOW_HOME"]) / "cli-logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{dag_id}-{logical_date[:10]}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    log = logs / f"{dag_id}-{logical_date[:10]}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     args = ["dags", "test", dag_id, logical_date]
     if conf:
         args[2:2] = ["--conf", json.dumps(conf)]

@@ -69,14 +69,16 @@ def build_raw_suite(source: Source = TRANSACTIONS, name: str = RAW_SUITE) -> Exp
     )
     for column in required:
         expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column.name))
-    for column in required:
-        if column.kind == "string":
-            expectations.append(gxe.ExpectColumnValueLengthsToBeBetween(column=column.name, min_value=1))
-        elif column.kind == "double":
-            # required doubles are amounts: finite and > 0 (SPEC §2)
+    for column in source.columns:
+        # one expectation per column bound (GX computes one metric each): empty ids and too-long
+        # strings, amounts outside (0, max] were quarantined before this suite sees the rows
+        if column.kind == "string" and (column.required or column.max_length is not None):
+            expectations.append(gxe.ExpectColumnValueLengthsToBeBetween(
+                column=column.name, min_value=1 if column.required else None, max_value=column.max_length))
+        elif column.kind == "double" and column.required:
             expectations.append(
                 gxe.ExpectColumnValuesToBeBetween(
-                    column=column.name, min_value=0, strict_min=True, max_value=_FINITE_MAX
+                    column=column.name, min_value=0, strict_min=True, max_value=column.max_value or _FINITE_MAX
                 )
             )
     return _suite(name, expectations, f"source {source.name!r}")

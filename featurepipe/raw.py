@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from featurepipe.lake import SOURCE_FILE
+from featurepipe.lake import ARRIVED_AT, SOURCE_FILE
 from featurepipe.spec import Source
 from featurepipe.storage import filesystem, list_parquet_files, spark_uri
 
@@ -113,7 +113,8 @@ _SPARK_TYPES = {"string": "string", "double": "double", "timestamp": "timestamp"
 def read_source(
     spark: SparkSession, uri: str, source: Source, files: list[str] | None = None
 ) -> tuple[DataFrame | None, int]:
-    """Raw rows (of `files`, default every file under `uri`) in the contract's types plus `source_file`.
+    """Raw rows (of `files`, default every file under `uri`) in the contract's types plus `source_file`
+    and the file's arrival time (`ARRIVED_AT`, for the future-event rule; `with_reasons` drops it).
 
     Every file's schema is checked before anything is read; (None, 0) if there are no files.
     """
@@ -141,6 +142,7 @@ def read_source(
                 column = F.col(read.name).cast(spark_type)
             columns.append(column.alias(read.name))
         columns.append(_listed_path(F.col("_metadata.file_path"), uri).alias(SOURCE_FILE))
+        columns.append(F.col("_metadata.file_modification_time").alias(ARRIVED_AT))
         frames.append(df.select(*columns))
     if not frames:
         return None, 0
@@ -148,29 +150,59 @@ def read_source(
     return reduce(lambda a, b: a.unionByName(b), frames), n_files
 
 
-def latest_event_date(uri: str, source: Source) -> dt.date | None:
-    """The newest event day in the landing zone, from Parquet footer statistics (no data read).
+def _utc_instant(value) -> dt.datetime:
+    if isinstance(value, int):  # nanoseconds surface as int
+        value = dt.datetime.fromtimestamp(value / 1e9, tz=dt.timezone.utc)
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
-    None when no file carries statistics for the timestamp column: then nothing can be said.
+
+def _newest_in_footer(metadata, index: int) -> dt.datetime | None:
+    latest = None
+    for g in range(metadata.num_row_groups):
+        stats = metadata.row_group(g).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            continue
+        value = _utc_instant(stats.max)
+        latest = value if latest is None or value > latest else latest
+    return latest
+
+
+def _newest_before(fs, inner: str, column: str, limit: dt.datetime) -> dt.datetime | None:
+    """The newest value of one timestamp column not after `limit` (reads that column only)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    values = pq.read_table(inner, filesystem=fs, columns=[column]).column(column)
+    if values.type.tz is None:
+        values = pc.assume_timezone(values, "UTC")
+    kept = pc.filter(values, pc.less_equal(values, pa.scalar(limit, type=values.type)))
+    newest = pc.max(kept).as_py()
+    return None if newest is None else _utc_instant(newest)
+
+
+def latest_event_date(uri: str, source: Source) -> dt.date | None:
+    """The newest event day in the landing zone, from Parquet footer statistics.
+
+    An event stamped later than its file's arrival plus the source's tolerance is quarantined by
+    `validate_raw` (`event_timestamp_in_future`), so it must not make a day look landed either: a
+    file whose footer shows one is read (its timestamp column only) for its newest event that is
+    not in the future. None when no file carries statistics for the timestamp column.
     """
     import pyarrow.parquet as pq
 
+    from featurepipe.storage import list_parquet_file_info
+
     latest: dt.datetime | None = None
-    for path in list_parquet_files(uri):
-        fs, inner = filesystem(path)
+    for info in list_parquet_file_info(uri):
+        fs, inner = filesystem(info.path)
         metadata = pq.ParquetFile(inner, filesystem=fs).metadata
-        schema = metadata.schema.to_arrow_schema()
-        index = schema.get_field_index(source.timestamp_column)
+        index = metadata.schema.to_arrow_schema().get_field_index(source.timestamp_column)
         if index < 0:
             continue
-        for g in range(metadata.num_row_groups):
-            stats = metadata.row_group(g).column(index).statistics
-            if stats is None or not stats.has_min_max:
-                continue
-            value = stats.max
-            if isinstance(value, int):  # nanoseconds surface as int
-                value = dt.datetime.fromtimestamp(value / 1e9, tz=dt.timezone.utc)
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=dt.timezone.utc)
-            latest = value if latest is None or value > latest else latest
-    return latest.astimezone(dt.timezone.utc).date() if latest else None
+        newest = _newest_in_footer(metadata, index)
+        if newest is not None and info.modified is not None and newest > info.modified + source.future_tolerance:
+            newest = _newest_before(fs, inner, source.timestamp_column, info.modified + source.future_tolerance)
+        if newest is not None and (latest is None or newest > latest):
+            latest = newest
+    return latest.date() if latest else None

@@ -44,6 +44,10 @@ class Settings:
     late_lookback_days: int
     spark_codegen: str  # auto | on | off: Spark's code generation (featurepipe.spark.fit_codegen)
     spark_server_idle_minutes: float  # the CLI's shared driver stops after this long idle; 0: none (featurepipe.shared_driver)
+    lease_ttl_seconds: float  # a writer's lease on the lake expires this long after its last renewal (featurepipe.lease)
+    lease_wait_minutes: float  # a writer waits this long for the lease before failing
+    step_timeout_minutes: float  # Airflow ends a Spark step running longer than this (execution_timeout); 0: none
+    step_retries: int  # Airflow retries of a failed or timed-out step (not of validate_raw/validate_features)
 
     # --- locations derived from the roots, defined once -------------------
     @property
@@ -87,6 +91,10 @@ def get_settings() -> Settings:
         late_lookback_days=_non_negative("FEATUREPIPE_LATE_LOOKBACK_DAYS", 30),
         spark_codegen=_choice("FEATUREPIPE_SPARK_CODEGEN", ("auto", "on", "off")),
         spark_server_idle_minutes=_non_negative("FEATUREPIPE_SPARK_SERVER_IDLE_MINUTES", 30.0, float, "a number of minutes"),
+        lease_ttl_seconds=max(1.0, _non_negative("FEATUREPIPE_LEASE_TTL_SECONDS", 120.0, float, "a number of seconds")),
+        lease_wait_minutes=_non_negative("FEATUREPIPE_LEASE_WAIT_MINUTES", 120.0, float, "a number of minutes"),
+        step_timeout_minutes=_non_negative("FEATUREPIPE_STEP_TIMEOUT_MINUTES", 360.0, float, "a number of minutes"),
+        step_retries=_non_negative("FEATUREPIPE_STEP_RETRIES", 2, int, "a whole number"),
     )
 
 

@@ -136,9 +136,17 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 class _StepHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
+        gone = False
+
         def send(line: str) -> None:
-            self.wfile.write((line + "\n").encode("utf-8", errors="replace"))
-            self.wfile.flush()
+            nonlocal gone
+            if gone:
+                return  # the client left: the step's output goes nowhere, the step is being cancelled
+            try:
+                self.wfile.write((line + "\n").encode("utf-8", errors="replace"))
+                self.wfile.flush()
+            except OSError:
+                gone = True
 
         try:
             request = json.loads(self.rfile.readline() or b"{}")
@@ -155,7 +163,39 @@ class _StepHandler(socketserver.StreamRequestHandler):
             send(f"spark-server: unknown step {job!r}; steps: {', '.join(STEPS)}")
             send(f"{_EXIT}2")
             return
-        send(f"{_EXIT}{self.server.run(job, list(request.get('argv') or []), dict(request.get('env') or {}), send)}")
+        done = threading.Event()
+        threading.Thread(target=_cancel_when_client_leaves, args=(self.connection, done, job), daemon=True).start()
+        try:
+            code = self.server.run(job, list(request.get("argv") or []), dict(request.get("env") or {}), send)
+        finally:
+            done.set()
+        send(f"{_EXIT}{code}")
+
+
+def _cancel_when_client_leaves(connection, done: threading.Event, job: str) -> None:
+    """A thread beside a step: once its client has gone (the Airflow task timed out or was killed),
+    cancel the step's Spark jobs, so a hung step ends and frees the lake's lease and the server."""
+    import select
+    import socket
+
+    while not done.wait(0.5):
+        try:
+            readable, _, _ = select.select([connection], [], [], 0)
+            gone = bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            gone = True
+        if gone:
+            break
+    else:
+        return
+    from pyspark import SparkContext
+
+    print(f"[spark-server] the client of {job} left: cancelling its Spark jobs", flush=True)
+    while not done.wait(0.0):
+        context = SparkContext._active_spark_context
+        if context is not None:
+            context.cancelAllJobs()  # again while the step lives: it may start another job
+        done.wait(2.0)
 
 
 class StepServer(socketserver.TCPServer):

@@ -7,6 +7,7 @@ window is a one-line change to an `Aggregation` below.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -73,11 +74,20 @@ class Aggregation:
         ]
 
 
+# limits every raw row must respect (SPEC §2 plus the bounds that keep sums finite and rows small);
+# a row past one is quarantined with its reason, like any other broken rule
+MAX_TEXT_LENGTH = 256  # characters, any string column (ids, categories)
+MAX_AMOUNT = 1e9  # a double column's upper bound: 91 days of such amounts stay far from overflow
+FUTURE_TOLERANCE = dt.timedelta(hours=1)  # clock skew allowed between a producer and the landing zone
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     kind: str  # "string" | "double" | "timestamp"
     required: bool
+    max_length: int | None = None  # strings: longer values are quarantined (`<name>_too_long`)
+    max_value: float | None = None  # doubles: larger values are quarantined (`<name>_too_large`)
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,8 @@ class Source:
     columns: tuple[Column, ...]
     id_column: str
     timestamp_column: str
+    # an event stamped later than its file's arrival plus this is quarantined (`<timestamp>_in_future`)
+    future_tolerance: dt.timedelta = FUTURE_TOLERANCE
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -100,10 +112,22 @@ class Source:
         for c in self.columns:
             if c.kind not in ("string", "double", "timestamp"):
                 raise SpecError(f"Source {self.name!r}: column {c.name!r} has unknown kind {c.kind!r}")
+            if c.max_length is not None and (c.kind != "string" or c.max_length < 1):
+                raise SpecError(f"Source {self.name!r}: max_length of {c.name!r} needs a string column and a value >= 1")
+            if c.max_value is not None and (c.kind != "double" or not c.max_value > 0):
+                raise SpecError(f"Source {self.name!r}: max_value of {c.name!r} needs a double column and a value > 0")
+        if self.future_tolerance < dt.timedelta(0):
+            raise SpecError(f"Source {self.name!r}: future_tolerance must be >= 0, got {self.future_tolerance}")
 
     @property
     def required(self) -> list[Column]:
         return [c for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"source {self.name!r} has no column {name!r}")
 
 
 @dataclass(frozen=True)
@@ -173,11 +197,11 @@ class FeatureGroup:
 TRANSACTIONS = Source(
     name="transactions",
     columns=(
-        Column("transaction_id", "string", required=True),
-        Column("user_id", "string", required=True),
-        Column("product_id", "string", required=False),
-        Column("category", "string", required=False),
-        Column("amount", "double", required=True),
+        Column("transaction_id", "string", required=True, max_length=MAX_TEXT_LENGTH),
+        Column("user_id", "string", required=True, max_length=MAX_TEXT_LENGTH),
+        Column("product_id", "string", required=False, max_length=MAX_TEXT_LENGTH),
+        Column("category", "string", required=False, max_length=MAX_TEXT_LENGTH),
+        Column("amount", "double", required=True, max_value=MAX_AMOUNT),
         Column("event_timestamp", "timestamp", required=True),
     ),
     id_column="transaction_id",

@@ -7,8 +7,10 @@ library, write the report.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from featurepipe.dates import AsOfRange, range_from_args, range_parser
 
@@ -18,6 +20,16 @@ if TYPE_CHECKING:
 # the pipeline's steps, in order; each is jobs/<step>.py (the DAGs chain them, the Spark server
 # runs them, `featurepipe run` checks each ran)
 STEPS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize")
+# fault injection for the tests of step timeouts: the named step runs a Spark job that never ends,
+# holding the lake's lease, as a hung job would (tests/reliability/test_timeouts.py)
+HANG_STEP = "FEATUREPIPE_FAULT_HANG_STEP"
+
+
+def _hang(spark: SparkSession, name: str) -> None:
+    import time
+
+    print(f"[{name}] {HANG_STEP}: running a Spark job that never ends", flush=True)
+    spark.sparkContext.parallelize([0], 1).foreach(lambda _: time.sleep(10**6))
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,19 @@ class Step:
     as_of: AsOfRange
     run_id: str  # the orchestrator's run id (`--run-id`), which keys the run's state in the lake
     spark: SparkSession
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[None]:
+        """The lake's lease for this step (`with step.lease(): …` around every write; featurepipe.lease)."""
+        from featurepipe.lease import Lease
+        from featurepipe.settings import get_settings
+
+        settings = get_settings()
+        with Lease(settings.lake_uri, self.name, self.run_id, settings.lease_ttl_seconds,
+                   settings.lease_wait_minutes * 60, say=lambda line: print(line, flush=True)):
+            if os.environ.get(HANG_STEP) == self.name:
+                _hang(self.spark, self.name)
+            yield
 
     def fit_to(self, input_bytes: int) -> None:
         """Choose the session's execution mode for the data this step is about to read (see `spark.fit_codegen`)."""

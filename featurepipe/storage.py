@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -43,8 +44,8 @@ class FileInfo:
     modified: datetime.datetime | None  # UTC
 
 
-def list_parquet_file_info(uri: str) -> list[FileInfo]:
-    """Every `*.parquet` file below `uri`, recursively (skipping `_`/`.` names), sorted by path."""
+def _list_files(uri: str, keep) -> list[FileInfo]:
+    """Files below `uri`, recursively, whose path relative to it passes `keep`, sorted by path."""
     from pyarrow import fs
 
     filesystem_, root = filesystem(uri)
@@ -56,11 +57,31 @@ def list_parquet_file_info(uri: str) -> list[FileInfo]:
     found = [
         FileInfo(prefix + i.path, i.size, _utc(i.mtime))
         for i in filesystem_.get_file_info(selector)
-        if i.type == fs.FileType.File
-        and i.path.endswith(".parquet")
-        and not any(part.startswith(("_", ".")) for part in i.path[len(root):].split("/"))
+        if i.type == fs.FileType.File and keep(i.path[len(root):].strip("/"))
     ]
     return sorted(found, key=lambda f: f.path)
+
+
+def list_parquet_file_info(uri: str) -> list[FileInfo]:
+    """Every `*.parquet` file below `uri`, recursively (skipping `_`/`.` names), sorted by path."""
+    return _list_files(uri, lambda rel: rel.endswith(".parquet")
+                       and not any(part.startswith(("_", ".")) for part in rel.split("/")))
+
+
+LANDING_PARTITION = "landing_date"
+COMPLETE_MARKER = "_SUCCESS"
+
+
+def marked_landing_dates(uri: str) -> list[datetime.date]:
+    """Landing dates under `uri` whose `landing_date=YYYY-MM-DD/_SUCCESS` marker says they are complete."""
+    pattern = re.compile(rf"^{LANDING_PARTITION}=(\d{{4}}-\d{{2}}-\d{{2}})/{COMPLETE_MARKER}$")
+    dates = []
+    for f in _list_files(uri, lambda rel: rel.endswith(COMPLETE_MARKER)):
+        rel = f.path.rsplit("/", 2)
+        match = pattern.match("/".join(rel[-2:]))
+        if match:
+            dates.append(datetime.date.fromisoformat(match.group(1)))
+    return sorted(dates)
 
 
 def _utc(value: datetime.datetime | None) -> datetime.datetime | None:

@@ -97,8 +97,10 @@ def rebuild_tiles(spark: SparkSession, label: str, group: FeatureGroup | None = 
     events = lake.read_table(spark, lake.CLEAN_TRANSACTIONS).where(F.col(EVENT_DATE).isin(days)).drop(EVENT_DATE)
     tiles = build_tiles(events, group).cache()
     lake.replace_dates(tiles, lake.TILES, EVENT_DATE, days)
-    latest = bookkeeping.latest_published(spark)
-    stale = [t for t in affected_as_of(days, group) if latest is not None and t <= latest]
+    # dates that exist or should exist (gap repair fills between the first and newest published);
+    # never dates before the first publish, which no run would ever repair
+    first, covered = bookkeeping.published_dates(spark)
+    stale = [t for t in affected_as_of(days, group) if first is not None and first <= t <= max(covered)]
     bookkeeping.mark_pending_as_of(spark, stale, label)
     bookkeeping.clear_dirty_days(spark, marks)
     return {

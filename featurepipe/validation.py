@@ -6,9 +6,10 @@ then the smallest amount). `featurepipe.ingest` applies these to each new landin
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
-from featurepipe.lake import EVENT_DATE, SOURCE_FILE
+from featurepipe.lake import ARRIVED_AT, EVENT_DATE, SOURCE_FILE
 from featurepipe.spec import Source
 
 if TYPE_CHECKING:
@@ -24,38 +25,58 @@ USER_ID_EMPTY = "user_id_empty"
 AMOUNT_MISSING = "amount_missing"  # null or NaN
 AMOUNT_NOT_FINITE = "amount_not_finite"
 AMOUNT_NOT_POSITIVE = "amount_not_positive"
+AMOUNT_TOO_LARGE = "amount_too_large"
 EVENT_TIMESTAMP_MISSING = "event_timestamp_missing"
+EVENT_TIMESTAMP_IN_FUTURE = "event_timestamp_in_future"  # later than its file's arrival + the tolerance
+# and `<column>_too_long` for a string past its column's max_length
 
 
-def _rule_checks(source: Source) -> list[tuple[str, Column]]:
-    """(reason, condition that is true when the row breaks the rule) for every required column."""
+def _rule_checks(source: Source, arrival: bool) -> list[tuple[str, Column]]:
+    """(reason, condition that is true when the row breaks the rule) for every column, in column order.
+
+    `arrival`: the rows carry their file's arrival time (`ARRIVED_AT`), so future events can be told."""
     from pyspark.sql import functions as F
 
     checks: list[tuple[str, Column]] = []
-    for column in source.required:
+    for column in source.columns:
         c = F.col(column.name)
         if column.kind == "string":
-            # whitespace-only ids (tabs, newlines too: F.trim strips only spaces) are as empty as ""
-            checks.append((f"{column.name}_missing", c.isNull()))
-            checks.append((f"{column.name}_empty", c.isNotNull() & c.rlike(r"^\s*$")))
+            if column.required:
+                # whitespace-only ids (tabs, newlines too: F.trim strips only spaces) are as empty as ""
+                checks.append((f"{column.name}_missing", c.isNull()))
+                checks.append((f"{column.name}_empty", c.isNotNull() & c.rlike(r"^\s*$")))
+            if column.max_length is not None:
+                checks.append((f"{column.name}_too_long", F.char_length(c) > column.max_length))
         elif column.kind == "double":
-            checks.append((f"{column.name}_missing", c.isNull() | F.isnan(c)))
             finite = c.isNotNull() & ~F.isnan(c)
             infinite = finite & (F.abs(c) == F.lit(float("inf")))
-            checks.append((f"{column.name}_not_finite", infinite))
-            checks.append((f"{column.name}_not_positive", finite & ~infinite & (c <= 0)))
-        else:
+            if column.required:
+                checks.append((f"{column.name}_missing", c.isNull() | F.isnan(c)))
+                checks.append((f"{column.name}_not_finite", infinite))
+                checks.append((f"{column.name}_not_positive", finite & ~infinite & (c <= 0)))
+            if column.max_value is not None:
+                checks.append((f"{column.name}_too_large", finite & ~infinite & (c > column.max_value)))
+        elif column.required:
             checks.append((f"{column.name}_missing", c.isNull()))
+        if column.name == source.timestamp_column and arrival:
+            tolerance_us = source.future_tolerance // dt.timedelta(microseconds=1)
+            latest = F.unix_micros(F.col(ARRIVED_AT)) + F.lit(tolerance_us)
+            checks.append((f"{column.name}_in_future", F.unix_micros(c) > latest))
     return checks
 
 
 def with_reasons(raw: DataFrame, source: Source) -> DataFrame:
-    """`raw` plus `reason`: null for a valid row, else every broken rule, comma-joined."""
+    """`raw` plus `reason`: null for a valid row, else every broken rule, comma-joined.
+
+    Rows read with their file's arrival time (`ARRIVED_AT`, see `featurepipe.raw`) are also checked
+    for events stamped in the future; that column is dropped here, it is not part of the data."""
     from pyspark.sql import functions as F
 
-    parts = [F.when(broken, F.lit(reason)) for reason, broken in _rule_checks(source)]
+    arrival = ARRIVED_AT in raw.columns
+    parts = [F.when(broken, F.lit(reason)) for reason, broken in _rule_checks(source, arrival)]
     reason = F.concat_ws(",", *parts)  # concat_ws skips nulls
-    return raw.withColumn(REASON, F.when(reason != "", reason))
+    flagged = raw.withColumn(REASON, F.when(reason != "", reason))
+    return flagged.drop(ARRIVED_AT) if arrival else flagged
 
 
 def split_valid(raw: DataFrame, source: Source) -> tuple[DataFrame, DataFrame]:

@@ -15,10 +15,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # one Spark application for the whole range: the changed tiles, then every as-of date from them
     step = begin("compute_features", __doc__, argv)
-    step.fit_to(lake.table_bytes(step.spark, lake.CLEAN_TRANSACTIONS))  # tiles and rows grow with the events
-    tiles = rebuild_tiles(step.spark, step.as_of.label)
-    span, report = stage_features(step.spark, step.as_of, get_settings().late_lookback_days)
-    bookkeeping.record_run_span(step.spark, step.run_id, step.as_of, span)
+    with step.lease():
+        step.fit_to(lake.table_bytes(step.spark, lake.CLEAN_TRANSACTIONS))  # tiles and rows grow with the events
+        tiles = rebuild_tiles(step.spark, step.as_of.label)
+        span, report = stage_features(step.spark, step.as_of, get_settings().late_lookback_days, step.run_id)
+        bookkeeping.record_run_span(step.spark, step.run_id, step.as_of, span, lake.table_version(step.spark, lake.TILES))
     write_step_report(step.name, step.as_of, {**report, "tiles": tiles})
     return 0
 

@@ -12,9 +12,11 @@ def main(argv: list[str] | None = None) -> int:
     from featurepipe.steps import begin
 
     step = begin("materialize", __doc__, argv)
-    step.fit_to(lake.table_bytes(step.spark, lake.FEATURES))
-    span = bookkeeping.run_span(step.spark, step.run_id, step.as_of)
-    write_step_report(step.name, step.as_of, materialize_span(step.spark, span))
+    with step.lease():  # the newest published row is read and sent while no run can publish a newer one
+        step.fit_to(lake.table_bytes(step.spark, lake.FEATURES))
+        span = bookkeeping.run_span(step.spark, step.run_id, step.as_of).span
+        report = materialize_span(step.spark, span)
+    write_step_report(step.name, step.as_of, report)
     return 0
 
 

@@ -12,8 +12,11 @@ def main(argv: list[str] | None = None) -> int:
     from featurepipe.steps import begin
 
     step = begin("publish", __doc__, argv)
-    step.fit_to(lake.table_bytes(step.spark, lake.STAGED_FEATURES))
-    write_step_report(step.name, step.as_of, publish(step.spark, bookkeeping.run_span(step.spark, step.run_id, step.as_of)))
+    with step.lease():
+        step.fit_to(lake.table_bytes(step.spark, lake.staged_table(step.run_id)))
+        recorded = bookkeeping.run_span(step.spark, step.run_id, step.as_of)
+        report = publish(step.spark, recorded.span, step.run_id, recorded.tiles_version)
+    write_step_report(step.name, step.as_of, report)
     return 0
 
 

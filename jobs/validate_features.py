@@ -12,9 +12,10 @@ def main(argv: list[str] | None = None) -> int:
     from featurepipe.steps import begin
 
     step = begin("validate_features", __doc__, argv)
-    step.fit_to(lake.table_bytes(step.spark, lake.STAGED_FEATURES))
-    span = bookkeeping.run_span(step.spark, step.run_id, step.as_of)  # the range plus late-data repairs
-    staged = lake.read_range(step.spark, lake.STAGED_FEATURES, lake.AS_OF_DATE, span.start, span.end).drop(lake.AS_OF_DATE)
+    table = lake.staged_table(step.run_id)  # this run's rows only: another run's staging cannot slip in
+    step.fit_to(lake.table_bytes(step.spark, table))
+    span = bookkeeping.run_span(step.spark, step.run_id, step.as_of).span  # the range plus late-data repairs
+    staged = lake.read_range(step.spark, table, lake.AS_OF_DATE, span.start, span.end).drop(lake.AS_OF_DATE)
     outcome = validate_dataframe(staged, FEATURE_SUITE, f"features-{step.as_of.label}")
     write_step_report(
         step.name,

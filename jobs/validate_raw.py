@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
             raise RawSuiteFailed(outcome.summary())
 
     try:
-        report = ingest(step.spark, as_of, gate=gate, sized=step.fit_to)
+        with step.lease():
+            report = ingest(step.spark, as_of, gate=gate, sized=step.fit_to)
     except (RawSchemaError, FileNotFoundError, RawSuiteFailed) as exc:
         print(f"validate_raw: {exc}", file=sys.stderr)
         return 2

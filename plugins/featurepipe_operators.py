@@ -100,13 +100,29 @@ class SparkJobOperator(SparkSubmitOperator):
         if "--run-id" in given:  # a retry in the same process: the id was added by the first try
             given = given[: given.index("--run-id")]
         args = [*given, "--run-id", str(context["run_id"])]
-        runner = step_runner(settings.spark_master)
+        runner = self._runner = step_runner(settings.spark_master)
         if runner == "inline":
             return self._run_inline(args)
         if runner == "server":
             return self._run_on_server(args)
         self.application_args = args
         return self._submit(context, settings)
+
+    def on_kill(self) -> None:
+        """The task timed out or was stopped: end the step's Spark work, not just the task.
+
+        spark-submit: the parent kills the driver process. Inline: cancel this process's jobs. On the
+        Spark server, the step's connection closes as the task ends, and the server cancels its jobs.
+        The step's lease is released as its `with` block unwinds (or expires with its process)."""
+        runner = getattr(self, "_runner", None)
+        if runner == "spark-submit":
+            super().on_kill()
+        elif runner == "inline":
+            from pyspark import SparkContext
+
+            if SparkContext._active_spark_context is not None:
+                self.log.info("cancelling the Spark jobs of %s", self.job)
+                SparkContext._active_spark_context.cancelAllJobs()
 
     def _run_inline(self, args: list[str]) -> None:
         import importlib
@@ -154,12 +170,17 @@ class SparkJobOperator(SparkSubmitOperator):
         return super().execute(context)
 
 
-def pipeline_tasks(start: str, end: str, retries: int = 2) -> TaskGroup:
+def pipeline_tasks(start: str, end: str, retries: int | None = None) -> TaskGroup:
     """The steps for the as-of range `start..end` (Jinja templates), chained in order, as one group.
 
     Task ids stay the step names (no group prefix): `upstream >> pipeline_tasks(...)` chains
     into the first step.
     """
+    from featurepipe.settings import get_settings
+
+    settings = get_settings()
+    timeout_minutes = settings.step_timeout_minutes
+    retries = settings.step_retries if retries is None else retries
     with TaskGroup(group_id="pipeline", prefix_group_id=False, tooltip=" >> ".join(STEPS)) as group:
         previous = None
         for step in STEPS:
@@ -171,6 +192,8 @@ def pipeline_tasks(start: str, end: str, retries: int = 2) -> TaskGroup:
                 retries=0 if step in DETERMINISTIC_STEPS else retries,
                 retry_delay=timedelta(minutes=2),
                 retry_exponential_backoff=True,
+                # a hung step fails (and frees the pool slot and the lake's lease) instead of holding them forever
+                execution_timeout=timedelta(minutes=timeout_minutes) if timeout_minutes else None,
                 outlets=[FEATURES_ASSET] if step == "publish" else [],
             )
             if previous is not None:

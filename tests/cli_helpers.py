@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -59,12 +60,34 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(data_dir: Path, *args: str, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
+def start_cli(data_dir: Path, *args: str, **extra_env: str) -> tuple[subprocess.Popen, float]:
+    """`featurepipe ARGS` started in the background (for runs at once); finish with `finish_cli`."""
+    if args and args[0] in ("run", "backfill"):
+        wait_for_spark_server()
+    proc = subprocess.Popen([str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(data_dir, **extra_env))
+    proc.args_shown = " ".join(args)  # type: ignore[attr-defined]
+    return proc, time.time()
+
+
+def finish_cli(started: tuple[subprocess.Popen, float], check: bool = True) -> subprocess.CompletedProcess:
+    proc, began = started
+    stdout, stderr = proc.communicate(timeout=1800)
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    print(f"$ featurepipe {proc.args_shown}  ({time.time() - began:.0f} s, exit {out.returncode})")  # type: ignore[attr-defined]
+    print(stdout[-4000:])
+    print(stderr[-4000:], file=sys.stderr)
+    if check:
+        assert out.returncode == 0, f"featurepipe {proc.args_shown} failed: {stderr[-2000:]}"  # type: ignore[attr-defined]
+    return out
+
+
+def run_cli(data_dir: Path, *args: str, check: bool = True, timeout: float = 1800, **extra_env: str) -> subprocess.CompletedProcess:
     """`featurepipe ARGS` as a user runs it; output echoed for the test log."""
     if args and args[0] in ("run", "backfill"):
         wait_for_spark_server()
     started = time.time()
-    out = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=cli_env(data_dir, **extra_env), timeout=1800)
+    out = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=cli_env(data_dir, **extra_env), timeout=timeout)
     print(f"$ featurepipe {' '.join(args)}  ({time.time() - started:.0f} s, exit {out.returncode})")
     print(out.stdout[-4000:])
     print(out.stderr[-4000:], file=sys.stderr)
@@ -73,3 +96,17 @@ def run_cli(data_dir: Path, *args: str, check: bool = True, **extra_env: str) ->
     return out
 
 
+def online(data_dir: Path, users: list[str], **env: str) -> dict[str, dict]:
+    """`featurepipe online` for `users`: {user_id: row}."""
+    args = ["online"] + [a for u in users for a in ("--user-id", u)]
+    out = run_cli(data_dir, *args, **env)
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert [r["user_id"] for r in rows] == users
+    return {r["user_id"]: r for r in rows}
+
+
+def generated_data_dir(folder: Path, users: int, start: str, days: int, seed: int, dirty: bool = False) -> Path:
+    """A data dir whose landing zone holds `featurepipe generate` output (run as a user runs it)."""
+    run_cli(folder, "generate", "--out", str(folder / "raw"), "--users", str(users), "--start", start,
+            "--days", str(days), "--seed", str(seed), *(["--dirty"] if dirty else []))
+    return folder

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
-from reference import COUNT_FEATURES, FLOAT_FEATURES
+from reference import COUNT_FEATURES, FEATURE_COLUMNS, FLOAT_FEATURES
 
 KEY = ["user_id", "event_timestamp"]
 
@@ -35,3 +37,18 @@ def assert_features_equal(actual: pd.DataFrame, wanted: pd.DataFrame, what: str)
     assert bad.empty, f"{what}: favorite_category differs:\n{bad[KEY + ['favorite_category', 'favorite_category_ref']].head()}"
 
 
+def latest_rows(features: pd.DataFrame) -> pd.DataFrame:
+    return features.sort_values(KEY).groupby("user_id", as_index=False).tail(1).set_index("user_id")
+
+
+def assert_online_is_latest(rows: dict[str, dict], wanted: pd.DataFrame) -> None:
+    """Online rows (`featurepipe online` output by user) equal each user's newest row of `wanted`."""
+    latest = latest_rows(wanted)
+    for user, row in rows.items():
+        ref = latest.loc[user]
+        for name in FEATURE_COLUMNS:
+            value, want = row[name], ref[name]
+            if name == "favorite_category":
+                assert value == (want if isinstance(want, str) else None), (user, name, value, want)
+            else:
+                assert math.isclose(float(value), float(want), rel_tol=1e-9, abs_tol=1e-12), (user, name, value, want)

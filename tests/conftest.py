@@ -80,3 +80,16 @@ def spark(session_data_dir: Path) -> Iterator[SparkSession]:
     session = get_spark("featurepipe-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port, stopped at the end."""
+    from servers import RedisServer
+
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.url
+    server.kill()

@@ -33,8 +33,8 @@ def run(spark, start: dt.date, end: dt.date) -> dict:
     as_of = AsOfRange(start, end)
     report = ingest(spark, as_of)
     rebuild_tiles(spark, as_of.label)
-    span, staged = stage_features(spark, as_of, LOOKBACK)
-    publish(spark, span)
+    span, staged = stage_features(spark, as_of, LOOKBACK, run_id="in-process")
+    publish(spark, span, run_id="in-process")
     return {**report, **staged}
 
 

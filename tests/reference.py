@@ -13,6 +13,10 @@ Choices where the SPEC is silent (keep in sync with the README):
 - `amount` null and NaN are the same reason (`amount_missing`: pyarrow/pandas write NaN as
   null anyway); +-inf is `amount_not_finite`; <= 0 is `amount_not_positive`.
 - A row breaking several rules gets all reasons, joined with "," in rule order.
+- Limits beyond SPEC §2 (issue "no day lost"; README "Raw rules"): any string longer than 256
+  characters is `<column>_too_long`; an amount above 1e9 is `amount_too_large`; an
+  event_timestamp more than one hour after its file's modification time (its arrival) is
+  `event_timestamp_in_future`.
 - A `category` of "" is a non-null category (SPEC only excludes null).
 - Dedup ties beyond (event_timestamp, amount) are broken by user_id, product_id, category
   (nulls last), then source file, so the result is deterministic.
@@ -72,6 +76,12 @@ R_AMOUNT_MISSING = "amount_missing"
 R_AMOUNT_NOT_FINITE = "amount_not_finite"
 R_AMOUNT_NOT_POSITIVE = "amount_not_positive"
 R_TS_MISSING = "event_timestamp_missing"
+R_AMOUNT_TOO_LARGE = "amount_too_large"
+R_TS_IN_FUTURE = "event_timestamp_in_future"
+MAX_TEXT = 256
+MAX_AMOUNT = 1e9
+FUTURE_TOLERANCE = timedelta(hours=1)
+ARRIVED_AT = "arrived_at"  # the file's modification time; used by the rules, dropped by split_valid
 
 
 class SchemaError(ValueError):
@@ -174,6 +184,8 @@ def load_raw(raw_transactions_dir: str | Path) -> pd.DataFrame:
                     "amount": pd.Series(amount_values, dtype="float64"),
                     "event_timestamp": _timestamps_utc(get("event_timestamp"), n),
                     SOURCE_FILE: pd.Series([str(path)] * n, dtype=object),
+                    ARRIVED_AT: pd.Series([pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC")] * n,
+                                          dtype="datetime64[ns, UTC]"),
                 }
             )
         )
@@ -194,6 +206,7 @@ def _empty_raw() -> pd.DataFrame:
             "amount": pd.Series([], dtype="float64"),
             "event_timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
             SOURCE_FILE: pd.Series([], dtype=object),
+            ARRIVED_AT: pd.Series([], dtype="datetime64[ns, UTC]"),
         }
     )
 
@@ -206,11 +219,20 @@ def _id_reasons(value, missing: str, empty: str) -> list[str]:
     return []
 
 
+def _too_long(row, column: str) -> list[str]:
+    value = row[column]
+    return [f"{column}_too_long"] if isinstance(value, str) and len(value) > MAX_TEXT else []
+
+
 def row_reasons(row) -> list[str]:
-    """Every SPEC §2 rule the row breaks, in rule order (empty list = valid)."""
+    """Every rule the row breaks, in rule order (empty list = valid)."""
     reasons = []
     reasons += _id_reasons(row["transaction_id"], R_TXN_MISSING, R_TXN_EMPTY)
+    reasons += _too_long(row, "transaction_id")
     reasons += _id_reasons(row["user_id"], R_USER_MISSING, R_USER_EMPTY)
+    reasons += _too_long(row, "user_id")
+    reasons += _too_long(row, "product_id")
+    reasons += _too_long(row, "category")
     amount = row["amount"]
     if amount is None or pd.isna(amount):
         reasons.append(R_AMOUNT_MISSING)
@@ -218,15 +240,22 @@ def row_reasons(row) -> list[str]:
         reasons.append(R_AMOUNT_NOT_FINITE)
     elif not float(amount) > 0:
         reasons.append(R_AMOUNT_NOT_POSITIVE)
-    if row["event_timestamp"] is None or pd.isna(row["event_timestamp"]):
+    elif float(amount) > MAX_AMOUNT:
+        reasons.append(R_AMOUNT_TOO_LARGE)
+    ts = row["event_timestamp"]
+    if ts is None or pd.isna(ts):
         reasons.append(R_TS_MISSING)
+    elif ARRIVED_AT in row and ts > row[ARRIVED_AT] + FUTURE_TOLERANCE:
+        reasons.append(R_TS_IN_FUTURE)
     return reasons
 
 
 def split_valid(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(valid rows, invalid rows with a `reason` column); both keep raw's columns and index."""
+    """(valid rows, invalid rows with a `reason` column); both keep raw's columns (but the arrival
+    time, which only the rules use) and index."""
     reasons = [",".join(row_reasons(row)) for _, row in raw.iterrows()]
     bad = pd.Series([r != "" for r in reasons], index=raw.index, dtype=bool)
+    raw = raw.drop(columns=[ARRIVED_AT], errors="ignore")
     valid = raw[~bad].copy()
     invalid = raw[bad].copy()
     invalid["reason"] = pd.Series([r for r in reasons if r], index=invalid.index, dtype=object)

@@ -7,15 +7,13 @@ reads it, then the gate, then a rerun into a real Redis server.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from cli_helpers import END, START, run_cli
-from compare import KEY, assert_features_equal, published
+from cli_helpers import END, START, online, run_cli
+from compare import KEY, assert_features_equal, assert_online_is_latest, published
 from reference import COUNT_FEATURES, FEATURE_COLUMNS, FLOAT_FEATURES, point_in_time, reference_features
 
 pytestmark = pytest.mark.integration
@@ -33,30 +31,6 @@ def backfilled(workspace: Path) -> Path:
     assert "done: as-of 2025-03-01..2025-03-31" in out.stdout
     assert "quarantined" in out.stdout
     return workspace
-
-
-def latest_rows(features: pd.DataFrame) -> pd.DataFrame:
-    return features.sort_values(KEY).groupby("user_id", as_index=False).tail(1).set_index("user_id")
-
-
-def online(workspace: Path, users: list[str], **env: str) -> dict[str, dict]:
-    args = ["online"] + [a for u in users for a in ("--user-id", u)]
-    out = run_cli(workspace, *args, **env)
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    assert [r["user_id"] for r in rows] == users
-    return {r["user_id"]: r for r in rows}
-
-
-def assert_online_is_latest(rows: dict[str, dict], wanted: pd.DataFrame) -> None:
-    latest = latest_rows(wanted)
-    for user, row in rows.items():
-        ref = latest.loc[user]
-        for name in FEATURE_COLUMNS:
-            value, want = row[name], ref[name]
-            if name == "favorite_category":
-                assert value == (want if isinstance(want, str) else None), (user, name, value, want)
-            else:
-                assert math.isclose(float(value), float(want), rel_tol=1e-9, abs_tol=1e-12), (user, name, value, want)
 
 
 def test_backfill_matches_the_reference_for_every_user_and_day(backfilled: Path, expected: pd.DataFrame, spark) -> None:

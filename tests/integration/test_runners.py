@@ -47,6 +47,6 @@ def test_an_inline_step_reads_its_run_state_from_the_lake(spark, empty_data_dir:
         operator("publish")._run_inline(args)
     run = AsOfRange(dt.date(2025, 3, 1), dt.date(2025, 3, 2))
     bookkeeping.record_run_span(spark, "scheduled__2025-03-02", run, run)
-    # with the span, publish reads the staged table, which compute_features never wrote here
-    with pytest.raises(FileNotFoundError, match="staging/user_purchase_features does not exist"):
+    # with the span, publish reads the run's staged table, which compute_features never wrote here
+    with pytest.raises(FileNotFoundError, match="staging/user_purchase_features/run=scheduled__2025-03-02-.* does not exist"):
         operator("publish")._run_inline(args)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli_env, run_cli
+from cli_helpers import cli_env, generated_data_dir, run_cli
 from compare import assert_features_equal, published
 from reference import reference_features
 
@@ -19,10 +19,7 @@ FIRST, LAST = dt.date(2024, 11, 1), dt.date(2024, 11, 10)
 @pytest.fixture(scope="module")
 def old_data(tmp_path_factory: pytest.TempPathFactory, spark_server: str) -> Path:
     """Raw data of Aug..Nov 2024; runs go to the shared test Spark server (tests/conftest.py)."""
-    data_dir = tmp_path_factory.mktemp("history-2024")
-    run_cli(data_dir, "generate", "--out", str(data_dir / "raw"), "--users", "12", "--start", "2024-08-15",
-            "--days", "90", "--seed", "21", "--dirty")
-    return data_dir
+    return generated_data_dir(tmp_path_factory.mktemp("history-2024"), 12, "2024-08-15", 90, seed=21, dirty=True)
 
 
 def test_a_backfill_of_2024_computes_every_as_of_date(old_data: Path, spark, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,10 +25,10 @@ def test_a_run_reads_back_the_span_it_recorded_and_the_newest_record_wins(spark,
     run = AsOfRange(day, day)
     bookkeeping.record_run_span(spark, "scheduled__2025-03-10", run, AsOfRange(day - 4 * DAY, day))
     bookkeeping.record_run_span(spark, "scheduled__2025-03-11", AsOfRange(day + DAY, day + DAY), AsOfRange(day + DAY, day + DAY))
-    assert bookkeeping.run_span(spark, "scheduled__2025-03-10", run) == AsOfRange(day - 4 * DAY, day)
+    assert bookkeeping.run_span(spark, "scheduled__2025-03-10", run) == bookkeeping.RunSpan(AsOfRange(day - 4 * DAY, day), None)
     # compute_features rerun for the same run (a cleared task): its newer span is the one used
-    bookkeeping.record_run_span(spark, "scheduled__2025-03-10", run, AsOfRange(day - 6 * DAY, day))
-    assert bookkeeping.run_span(spark, "scheduled__2025-03-10", run) == AsOfRange(day - 6 * DAY, day)
+    bookkeeping.record_run_span(spark, "scheduled__2025-03-10", run, AsOfRange(day - 6 * DAY, day), tiles_version=7)
+    assert bookkeeping.run_span(spark, "scheduled__2025-03-10", run) == bookkeeping.RunSpan(AsOfRange(day - 6 * DAY, day), 7)
     assert (lake / "bookkeeping" / "run_spans" / "_delta_log").is_dir()
 
 

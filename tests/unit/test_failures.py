@@ -47,3 +47,9 @@ airflow.exceptions.AirflowException: Task failed
 def test_nothing_recognisable_says_so() -> None:
     assert root_cause("all quiet\n") == "see the log"
     assert root_cause("x [error    ] Task failed with exception\n") == "Task failed with exception"
+
+
+def test_a_timed_out_step_is_named() -> None:
+    log = ("[error    ] Process timed out [task]\nairflow.sdk.exceptions.AirflowTaskTimeout: Timeout, PID: 31256\n"
+           "[info     ] [DAG TEST] end task task_id=compute_features map_index=-1 [airflow.sdk.definitions.dag]\n")
+    assert root_cause(log).startswith("compute_features timed out: it ran longer than its execution_timeout")

@@ -80,7 +80,9 @@ def test_reason_codes_are_the_contracts() -> None:
         validation.AMOUNT_MISSING,
         validation.AMOUNT_NOT_FINITE,
         validation.AMOUNT_NOT_POSITIVE,
+        validation.AMOUNT_TOO_LARGE,
         validation.EVENT_TIMESTAMP_MISSING,
+        validation.EVENT_TIMESTAMP_IN_FUTURE,
     ] == [
         reference.R_TXN_MISSING,
         reference.R_TXN_EMPTY,
@@ -89,7 +91,9 @@ def test_reason_codes_are_the_contracts() -> None:
         reference.R_AMOUNT_MISSING,
         reference.R_AMOUNT_NOT_FINITE,
         reference.R_AMOUNT_NOT_POSITIVE,
+        reference.R_AMOUNT_TOO_LARGE,
         reference.R_TS_MISSING,
+        reference.R_TS_IN_FUTURE,
     ] == [
         "transaction_id_missing",
         "transaction_id_empty",
@@ -98,8 +102,12 @@ def test_reason_codes_are_the_contracts() -> None:
         "amount_missing",
         "amount_not_finite",
         "amount_not_positive",
+        "amount_too_large",
         "event_timestamp_missing",
+        "event_timestamp_in_future",
     ]
+    assert (TRANSACTIONS.column("amount").max_value, TRANSACTIONS.column("category").max_length) == (
+        reference.MAX_AMOUNT, reference.MAX_TEXT)
 
 
 def _split_collect(spark, rows: list[tuple]) -> dict[str, tuple]:
@@ -147,6 +155,11 @@ def test_split_valid_flags_every_rule_in_rule_order(spark) -> None:
         (None, "", "many_1", "books", NAN, None),
         (" ", None, "many_2", None, -INF, t),
         ("", "  ", "many_3", "books", -1.0, None),
+        ("t14", "u1", "amount_huge", "books", 1e308, t),
+        ("t15", "u1", "ok_amount_at_limit", "books", 1e9, t),
+        ("t16", "u1", "category_long", "x" * 257, 1.0, t),
+        ("t17", "u1", "ok_category_at_limit", "é" * 256, 1.0, t),  # characters, not bytes
+        ("t" * 257, "u" * 300, "ids_long", "books", 2e9, t),
     ]
     got = _split_collect(spark, rows)
     reasons = {label: v[1] for label, v in got.items() if v[0] == "invalid"}
@@ -167,6 +180,9 @@ def test_split_valid_flags_every_rule_in_rule_order(spark) -> None:
         "many_1": "transaction_id_missing,user_id_empty,amount_missing,event_timestamp_missing",
         "many_2": "transaction_id_empty,user_id_missing,amount_not_finite",
         "many_3": "transaction_id_empty,user_id_empty,amount_not_positive,event_timestamp_missing",
+        "amount_huge": "amount_too_large",
+        "category_long": "category_too_long",
+        "ids_long": "transaction_id_too_long,user_id_too_long,amount_too_large",
     }
     # valid rows come through untouched (ids not trimmed, "" category kept, exact amount and instant)
     valid = {label: v[2:] for label, v in got.items() if v[0] == "valid"}
@@ -174,7 +190,36 @@ def test_split_valid_flags_every_rule_in_rule_order(spark) -> None:
         "ok": ("t1", "u1", "books", 12.5, micros(t)),
         "ok_null_category": ("t2", "u1", None, 0.01, micros(t)),
         "ok_tiny_amount": ("t3", " u2 ", "", 1e-300, micros(t)),
+        "ok_amount_at_limit": ("t15", "u1", "books", 1e9, micros(t)),
+        "ok_category_at_limit": ("t17", "u1", "é" * 256, 1.0, micros(t)),
     }
+
+
+def test_an_event_stamped_after_its_files_arrival_plus_the_tolerance_is_in_the_future(spark, tmp_path) -> None:
+    import os
+
+    import pandas as pd
+
+    from featurepipe.raw import read_source
+
+    arrived = datetime(2025, 3, 2, 6, 0, tzinfo=UTC)
+    rows = [
+        ("t1", "u1", "ok_before", "books", 1.0, arrived - timedelta(days=1)),
+        ("t2", "u1", "ok_within_tolerance", "books", 1.0, arrived + timedelta(minutes=59)),
+        ("t3", "u1", "future", "books", 1.0, arrived + timedelta(minutes=61)),
+    ]
+    folder = tmp_path / "transactions" / "landing_date=2025-03-01"
+    folder.mkdir(parents=True)
+    frame = pd.DataFrame(rows, columns=["transaction_id", "user_id", "product_id", "category", "amount",
+                                        "event_timestamp"])
+    frame.to_parquet(folder / "part-0.parquet", index=False)
+    os.utime(folder / "part-0.parquet", (arrived.timestamp(), arrived.timestamp()))
+    raw, _ = read_source(spark, str(tmp_path / "transactions"), TRANSACTIONS)
+    valid, invalid = split_valid(raw, TRANSACTIONS)
+    assert sorted(r["product_id"] for r in valid.collect()) == ["ok_before", "ok_within_tolerance"]
+    assert [(r["product_id"], r["reason"]) for r in invalid.collect()] == [("future", "event_timestamp_in_future")]
+    assert reference.split_valid(reference.load_raw(tmp_path / "transactions"))[1]["reason"].tolist() == [
+        "event_timestamp_in_future"]
 
 
 def test_split_valid_treats_any_whitespace_only_id_as_empty(spark) -> None:

@@ -197,7 +197,7 @@ def test_dictionary_strings_extra_columns_and_missing_or_all_null_optionals(spar
     )
     df, n_files = read_source(spark, str(tmp_path / "transactions"), TRANSACTIONS)
     assert n_files == 3
-    assert df.columns == [*RAW_COLUMNS, "source_file"]
+    assert df.columns == [*RAW_COLUMNS, "source_file", "_arrived_at"]
     types = {f.name: f.dataType for f in df.schema.fields}
     assert types == {
         "transaction_id": StringType(),
@@ -207,6 +207,7 @@ def test_dictionary_strings_extra_columns_and_missing_or_all_null_optionals(spar
         "amount": DoubleType(),
         "event_timestamp": TimestampType(),
         "source_file": StringType(),
+        "_arrived_at": TimestampType(),
     }
     got = {r["transaction_id"]: (r["user_id"], r["product_id"], r["category"], r["amount"]) for r in df.collect()}
     assert got == {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 
@@ -73,6 +74,12 @@ def test_a_source_names_a_required_id_and_timestamp() -> None:
         Source("bad", (*columns, Column("id", "string", False)), id_column="id", timestamp_column="ts")
     with pytest.raises(SpecError, match="unknown kind 'int'"):
         Source("bad", (*columns, Column("n", "int", False)), id_column="id", timestamp_column="ts")
+    with pytest.raises(SpecError, match="max_length of 'n' needs a string column"):
+        Source("bad", (*columns, Column("n", "double", False, max_length=3)), id_column="id", timestamp_column="ts")
+    with pytest.raises(SpecError, match="max_value of 'n' needs a double column and a value > 0"):
+        Source("bad", (*columns, Column("n", "double", False, max_value=-1.0)), id_column="id", timestamp_column="ts")
+    with pytest.raises(SpecError, match="future_tolerance must be >= 0"):
+        Source("bad", columns, id_column="id", timestamp_column="ts", future_tolerance=-dt.timedelta(seconds=1))
 
 
 def test_the_declared_spec_is_valid_and_gives_the_contracts_features() -> None:
