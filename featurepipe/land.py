@@ -19,14 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from featurepipe.storage import COMPLETE_MARKER, LANDING_PARTITION, filesystem
+from featurepipe.storage import COMPLETE_MARKER, LANDING_PARTITION, filesystem, is_hidden, landing_date_of
 
-_DATE_FOLDER = re.compile(rf"^{LANDING_PARTITION}=(\d{{4}}-\d{{2}}-\d{{2}})$")
 _CHUNK = 1 << 20
 
 
@@ -49,19 +47,17 @@ class Landed:
 def plan(source_dir: Path, date: dt.date | None) -> dict[dt.date, list[tuple[Path, str]]]:
     """{landing date: [(local file, path under landing_date=D/)]}; LandingError for a file with no date."""
     files = sorted(
-        p for p in source_dir.rglob("*.parquet")
-        if p.is_file() and not any(part.startswith(("_", ".")) for part in p.relative_to(source_dir).parts)
+        p for p in source_dir.rglob("*.parquet") if p.is_file() and not is_hidden(p.relative_to(source_dir).parts)
     )
     planned: dict[dt.date, list[tuple[Path, str]]] = {}
     if date is not None:
         planned[date] = []
     for path in files:
         parts = path.relative_to(source_dir).parts
-        folders = [i for i, part in enumerate(parts[:-1]) if _DATE_FOLDER.match(part)]
+        folders = [i for i, part in enumerate(parts[:-1]) if landing_date_of(part)]
         if folders:
             i = folders[-1]
-            day = dt.date.fromisoformat(_DATE_FOLDER.match(parts[i]).group(1))
-            inner = "/".join(parts[i + 1:])
+            day, inner = landing_date_of(parts[i]), "/".join(parts[i + 1:])
         elif date is not None:
             day, inner = date, "/".join(parts)
         else:

@@ -52,10 +52,6 @@ def newest_landed_day() -> Landed:
     return Landed(latest_event_date(uri, USER_PURCHASE.source))
 
 
-def last_complete_as_of(latest: dt.date | None) -> dt.date | None:
-    return None if latest is None else latest + dt.timedelta(days=1)
-
-
 def landed_for(as_of: dt.date) -> tuple[bool, str]:
     """(inputs of as-of T have landed, a sentence saying why or why not) — the daily DAG's sensor."""
     landed = newest_landed_day()

@@ -62,26 +62,32 @@ def _list_files(uri: str, keep) -> list[FileInfo]:
     return sorted(found, key=lambda f: f.path)
 
 
+def is_hidden(parts) -> bool:
+    """A path (its parts below the landing root) that readers skip: a `_` or `.` name anywhere."""
+    return any(part.startswith(("_", ".")) for part in parts)
+
+
 def list_parquet_file_info(uri: str) -> list[FileInfo]:
     """Every `*.parquet` file below `uri`, recursively (skipping `_`/`.` names), sorted by path."""
-    return _list_files(uri, lambda rel: rel.endswith(".parquet")
-                       and not any(part.startswith(("_", ".")) for part in rel.split("/")))
+    return _list_files(uri, lambda rel: rel.endswith(".parquet") and not is_hidden(rel.split("/")))
 
 
 LANDING_PARTITION = "landing_date"
 COMPLETE_MARKER = "_SUCCESS"
+_LANDING_FOLDER = re.compile(rf"^{LANDING_PARTITION}=(\d{{4}}-\d{{2}}-\d{{2}})$")
+
+
+def landing_date_of(folder: str) -> datetime.date | None:
+    """The date of a `landing_date=YYYY-MM-DD` folder name; None for any other name."""
+    match = _LANDING_FOLDER.match(folder)
+    return datetime.date.fromisoformat(match.group(1)) if match else None
 
 
 def marked_landing_dates(uri: str) -> list[datetime.date]:
     """Landing dates under `uri` whose `landing_date=YYYY-MM-DD/_SUCCESS` marker says they are complete."""
-    pattern = re.compile(rf"^{LANDING_PARTITION}=(\d{{4}}-\d{{2}}-\d{{2}})/{COMPLETE_MARKER}$")
-    dates = []
-    for f in _list_files(uri, lambda rel: rel.endswith(COMPLETE_MARKER)):
-        rel = f.path.rsplit("/", 2)
-        match = pattern.match("/".join(rel[-2:]))
-        if match:
-            dates.append(datetime.date.fromisoformat(match.group(1)))
-    return sorted(dates)
+    markers = _list_files(uri, lambda rel: rel.endswith(f"/{COMPLETE_MARKER}"))
+    dates = (landing_date_of(f.path.rsplit("/", 2)[-2]) for f in markers)
+    return sorted(d for d in dates if d is not None)
 
 
 def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
