@@ -19,6 +19,9 @@ END = dt.date(2025, 3, 31)
 # it starts in the background (tests/integration/conftest.py) and runs wait for it
 SPARK_SERVER: str | None = None
 _server_ready = False
+# a migrated Airflow metadata database the test data dirs start from (tests/conftest.py sets it):
+# `airflow db migrate` costs ~12 s of CPU, once per test session instead of once per data dir
+AIRFLOW_TEMPLATE: Path | None = None
 
 
 def wait_for_spark_server(timeout_s: float = 300) -> None:
@@ -44,6 +47,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def seed_airflow(data_dir: Path) -> None:
+    """Give a new data dir a copy of the session's migrated Airflow database (made once, under a lock
+    shared by the xdist workers). Only the database and the migration marker are copied: Airflow
+    writes the data dir's own `airflow.cfg`, whose paths name that dir."""
+    import fcntl
+    import shutil
+
+    if AIRFLOW_TEMPLATE is None or (data_dir / "airflow").exists():
+        return
+    with open(AIRFLOW_TEMPLATE.parent / f"{AIRFLOW_TEMPLATE.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        markers = list((AIRFLOW_TEMPLATE / "airflow").glob(".migrated-*"))
+        if not markers:
+            migrate = "from featurepipe.orchestrator import airflow_env, ensure_airflow_db; ensure_airflow_db(airflow_env())"
+            made = subprocess.run([sys.executable, "-c", migrate], capture_output=True, text=True, env=cli_env(AIRFLOW_TEMPLATE))
+            markers = list((AIRFLOW_TEMPLATE / "airflow").glob(".migrated-*"))
+            assert made.returncode == 0 and markers, f"migrating the template Airflow database failed: {made.stderr[-2000:]}"
+    home = data_dir / "airflow"
+    home.mkdir(parents=True)
+    shutil.copy2(AIRFLOW_TEMPLATE / "airflow" / "airflow.db", home / "airflow.db")
+    shutil.copy2(markers[0], home / markers[0].name)
+
+
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATUREPIPE_")}
     env.update(
@@ -64,6 +90,7 @@ def start_cli(data_dir: Path, *args: str, **extra_env: str) -> tuple[subprocess.
     """`featurepipe ARGS` started in the background (for runs at once); finish with `finish_cli`."""
     if args and args[0] in ("run", "backfill"):
         wait_for_spark_server()
+        seed_airflow(data_dir)
     proc = subprocess.Popen([str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=cli_env(data_dir, **extra_env))
     proc.args_shown = " ".join(args)  # type: ignore[attr-defined]
@@ -86,6 +113,7 @@ def run_cli(data_dir: Path, *args: str, check: bool = True, timeout: float = 180
     """`featurepipe ARGS` as a user runs it; output echoed for the test log."""
     if args and args[0] in ("run", "backfill"):
         wait_for_spark_server()
+        seed_airflow(data_dir)
     started = time.time()
     out = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=cli_env(data_dir, **extra_env), timeout=timeout)
     print(f"$ featurepipe {' '.join(args)}  ({time.time() - started:.0f} s, exit {out.returncode})")

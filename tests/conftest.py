@@ -39,6 +39,15 @@ def lake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _airflow_template(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where the session's migrated Airflow database is made, on first need (`cli_helpers.seed_airflow`):
+    one folder for all xdist workers (their base temp dirs share a parent), one per session."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    cli_helpers.AIRFLOW_TEMPLATE = shared / "airflow-template"
+
+
 @pytest.fixture(scope="session")
 def spark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One `featurepipe spark-server` for the pipeline runs of the integration and reliability tests
@@ -52,7 +61,9 @@ def spark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     log = folder / "server.log"
     with open(log, "w") as sink:
-        proc = subprocess.Popen([str(CLI), "spark-server", "--port", str(port)], env=cli_env(folder),
+        # a long-lived driver: the JIT's optimising compiler pays off (the runs' own JVMs skip it)
+        env = cli_env(folder, FEATUREPIPE_JVM_OPTS=os.environ.get("FEATUREPIPE_JVM_OPTS", ""))
+        proc = subprocess.Popen([str(CLI), "spark-server", "--port", str(port)], env=env,
                                 stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     cli_helpers.SPARK_SERVER = url
     yield url

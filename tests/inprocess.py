@@ -23,8 +23,10 @@ def generated_landings(folder: Path, start: dt.date, days: int, seed: int) -> Pa
     return folder / "transactions"
 
 
-def run(spark, start: dt.date, end: dt.date) -> dict:
-    """One pipeline run for as-of start..end: ingest, tiles, features, publish; the merged step reports."""
+def run(spark, start: dt.date, end: dt.date, run_id: str = "in-process") -> dict:
+    """One pipeline run for as-of start..end: ingest, tiles, features, publish; the merged step reports.
+    The run's span is recorded under `run_id`, as compute_features records it, for a step job after it."""
+    from featurepipe import bookkeeping
     from featurepipe.features import stage_features
     from featurepipe.ingest import ingest
     from featurepipe.publishing import publish
@@ -33,8 +35,10 @@ def run(spark, start: dt.date, end: dt.date) -> dict:
     as_of = AsOfRange(start, end)
     report = ingest(spark, as_of)
     rebuild_tiles(spark, as_of.label)
-    span, staged = stage_features(spark, as_of, LOOKBACK, run_id="in-process")
-    publish(spark, span, run_id="in-process")
+    span, staged = stage_features(spark, as_of, LOOKBACK, run_id=run_id)
+    if run_id != "in-process":
+        bookkeeping.record_run_span(spark, run_id, as_of, span)
+    publish(spark, span, run_id=run_id)
     return {**report, **staged}
 
 

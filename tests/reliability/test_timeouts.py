@@ -25,7 +25,7 @@ def test_a_hung_step_times_out_and_the_next_run_proceeds(data_dir: Path, spark, 
     from featurepipe.lease import LEASE_FILE
 
     out = run_cli(data_dir, "run", "--date", str(AS_OF), check=False, timeout=600,
-                  FEATUREPIPE_FAULT_HANG_STEP="compute_features", FEATUREPIPE_STEP_TIMEOUT_MINUTES="0.5",
+                  FEATUREPIPE_FAULT_HANG_STEP="compute_features", FEATUREPIPE_STEP_TIMEOUT_MINUTES="0.25",
                   FEATUREPIPE_STEP_RETRIES="0")  # a retry would hang again: one timeout is the point
     assert out.returncode != 0
     message = out.stderr.strip().splitlines()
