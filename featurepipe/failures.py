@@ -15,6 +15,7 @@ _OURS = (
     re.compile(r"(RawSchemaError: [^\n]+)"),
     re.compile(r"(validate_(?:raw|features): [^\n]+)"),
     re.compile(r"(MissingRunSpan: [^\n]+)"),
+    re.compile(r"(LakeWriteError: [^\n]+)"),
 )
 # a qualified Java exception, alone or after "Caused by:" / ": " (how Py4J prints the Java side)
 _JAVA = re.compile(r"(?m)^(?:\s*Caused by: |: |\s*)((?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error)(?:: [^\n]*)?)$")

@@ -127,6 +127,9 @@ def replace_partitions(df: DataFrame, table: str, column: str, first: dt.date, l
 
 
 def _replace_where(df: DataFrame, table: str, column: str, predicate: str) -> None:
+    from featurepipe.faults import hang_if_writing
+
+    df = hang_if_writing(df, table)  # a fault for the kill test, off unless set (featurepipe.faults)
     (
         # each partition value written by one task: one file per date, not one per date per task
         df.repartition(column)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
@@ -20,16 +19,6 @@ if TYPE_CHECKING:
 # the pipeline's steps, in order; each is jobs/<step>.py (the DAGs chain them, the Spark server
 # runs them, `featurepipe run` checks each ran)
 STEPS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize")
-# fault injection for the tests of step timeouts: the named step runs a Spark job that never ends,
-# holding the lake's lease, as a hung job would (tests/reliability/test_timeouts.py)
-HANG_STEP = "FEATUREPIPE_FAULT_HANG_STEP"
-
-
-def _hang(spark: SparkSession, name: str) -> None:
-    import time
-
-    print(f"[{name}] {HANG_STEP}: running a Spark job that never ends", flush=True)
-    spark.sparkContext.parallelize([0], 1).foreach(lambda _: time.sleep(10**6))
 
 
 @dataclass(frozen=True)
@@ -41,16 +30,26 @@ class Step:
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[None]:
-        """The lake's lease for this step (`with step.lease(): …` around every write; featurepipe.lease)."""
+        """The lake's lease for this step (`with step.lease(): …` around every write; featurepipe.lease).
+
+        A write that fails for lack of space or permission leaves as `LakeWriteError`, one line
+        naming the path (featurepipe.storage_errors)."""
+        from featurepipe.faults import hang_if_step
         from featurepipe.lease import Lease
         from featurepipe.settings import get_settings
+        from featurepipe.storage_errors import lake_write_error
 
         settings = get_settings()
-        with Lease(settings.lake_uri, self.name, self.run_id, settings.lease_ttl_seconds,
-                   settings.lease_wait_minutes * 60, say=lambda line: print(line, flush=True)):
-            if os.environ.get(HANG_STEP) == self.name:
-                _hang(self.spark, self.name)
-            yield
+        try:
+            with Lease(settings.lake_uri, self.name, self.run_id, settings.lease_ttl_seconds,
+                       settings.lease_wait_minutes * 60, say=lambda line: print(line, flush=True)):
+                hang_if_step(self.spark, self.name)  # a fault for the timeout test, off unless set (featurepipe.faults)
+                yield
+        except Exception as exc:
+            failed = lake_write_error(exc, settings.lake_uri)
+            if failed is None:
+                raise
+            raise failed from exc
 
     def fit_to(self, input_bytes: int) -> None:
         """Choose the session's execution mode for the data this step is about to read (see `spark.fit_codegen`)."""
