@@ -4,7 +4,9 @@
   that never ends, as a hung job would (the step timeout's test).
 - `FEATUREPIPE_FAULT_HANG_WRITE=<table>`: a write to that lake table (e.g.
   `features/user_purchase_features`) blocks inside its Spark job, after the job has started and
-  before Delta commits, so a test can kill the driver while it writes.
+  before Delta commits, so a test can kill the driver while it writes. With `feast-registry`, a
+  write of Feast's registry blocks after writing its new file and before the rename that
+  publishes it (a materialize records its intervals there).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ def _forever(*_: object) -> bool:
 
     time.sleep(10**6)
     return True
+
+
+def hang_if_writing_file(what: str) -> None:
+    """Block forever if FEATUREPIPE_FAULT_HANG_WRITE names `what` (a file write outside Spark)."""
+    if os.environ.get(HANG_WRITE) == what:
+        print(f"[fault] {HANG_WRITE}: the write of {what} blocks", flush=True)
+        _forever()
 
 
 def hang_if_step(spark: SparkSession, step: str) -> None:

@@ -16,6 +16,8 @@ from feast.infra.registry.file import FileRegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.utils import _utc_now
 
+from featurepipe.faults import hang_if_writing_file
+
 
 class AtomicFileRegistryStore(FileRegistryStore):
     def _write_registry(self, registry_proto: RegistryProto) -> None:
@@ -27,6 +29,7 @@ class AtomicFileRegistryStore(FileRegistryStore):
             with open(staging, mode="wb", buffering=0) as f:
                 f.write(registry_proto.SerializeToString())
                 os.fsync(f.fileno())
+            hang_if_writing_file("feast-registry")  # a fault for the kill test, off unless set
             os.replace(staging, self._filepath)
         finally:
             staging.unlink(missing_ok=True)

@@ -83,32 +83,35 @@ def quarantine(spark: SparkSession, invalid: DataFrame, rows: int) -> None:
         lake.overwrite(invalid, lake.QUARANTINE)
 
 
-def stored_copies(spark: SparkSession, events: DataFrame, source: Source) -> tuple[DataFrame | None, list[str] | None]:
-    """(the clean table narrowed to the batch's ids where possible, the ids pushed), or (None, None) before the first run.
+def stored_copies(spark: SparkSession, events: DataFrame, source: Source) -> DataFrame | None:
+    """The clean table narrowed to the batch's ids where possible, or None before the first run.
 
     A literal IN list lets Delta skip every file whose id range cannot hold a batch id (per-file
-    min/max statistics), so a daily landing does not read the whole history.
+    min/max statistics), so a daily landing does not read the whole history. (A read: the list is
+    in no commit.)
     """
     from pyspark.sql import functions as F
 
     from featurepipe import lake
 
     if not lake.table_exists(spark, lake.CLEAN_TRANSACTIONS):
-        return None, None
+        return None
     current = lake.read_table(spark, lake.CLEAN_TRANSACTIONS)
     ids = events.select(source.id_column).limit(MAX_PUSHED_IDS + 1).collect()
     if len(ids) > MAX_PUSHED_IDS:
-        return current, None
-    pushed = [r[0] for r in ids]
-    return current.where(F.col(source.id_column).isin(pushed)), pushed
+        return current
+    return current.where(F.col(source.id_column).isin([r[0] for r in ids]))
 
 
-def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_run: bool, ids: list[str] | None,
+def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_run: bool, days: list,
                 replacing: int) -> None:
     """Upsert the winning copies into `clean/transactions` (a stored copy is replaced only by a better one).
 
     `replacing`: how many winners replace a stored copy. With none (the usual landing: new events
     only), an append does what the MERGE would, without the MERGE's scan of the target.
+    `days`: the batch's changed event days (`changed_days`), which hold every stored copy a winner
+    replaces; the MERGE reads only those partitions. (Not the batch's ids: Delta records the
+    condition in each commit, and an IN list of 50,000 ids would bloat every commit of the log.)
     """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
@@ -122,9 +125,7 @@ def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_r
     if replacing == 0:
         lake.append(rows.repartition(EVENT_DATE), lake.CLEAN_TRANSACTIONS)  # one file per day, as the other writes
         return
-    condition = F.col(f"c.{source.id_column}") == F.col(f"n.{source.id_column}")
-    if ids is not None:
-        condition = condition & F.col(f"c.{source.id_column}").isin(ids)  # the same file skipping as the read
+    condition = (F.col(f"c.{source.id_column}") == F.col(f"n.{source.id_column}")) & F.col(f"c.{EVENT_DATE}").isin(days)
     (
         DeltaTable.forPath(spark, lake.table_path(lake.CLEAN_TRANSACTIONS)).alias("c")
         .merge(rows.alias("n"), condition)
@@ -171,7 +172,7 @@ def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], No
     n_valid = by_reason.pop(None, 0)
     n_raw = n_valid + sum(by_reason.values())
     quarantine(spark, batch.invalid, rows=n_raw - n_valid)
-    current, ids = stored_copies(spark, batch.events, source)
+    current = stored_copies(spark, batch.events, source)
     winning = winners(batch.events, current, source).cache()
     days = changed_days(winning, source)
     # counted before the merge: writing the clean table invalidates every cache built on it
@@ -179,7 +180,7 @@ def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], No
     won = winning.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("_replaces").cast("int")).alias("replacing")).first()
     n_won, replacing = won["n"], won["replacing"] or 0
     bookkeeping.mark_dirty_days(spark, days, as_of.label)  # before the merge: see the module docstring
-    merge_clean(spark, winning, source, first_run=current is None, ids=ids, replacing=replacing)
+    merge_clean(spark, winning, source, first_run=current is None, days=days, replacing=replacing)
     bookkeeping.record_ingested(spark, fresh, as_of.end)  # after it: an unrecorded file is read again
     return {
         **report,

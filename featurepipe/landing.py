@@ -25,6 +25,7 @@ class BadRange(ValueError):
 class Landed:
     newest_day: dt.date | None  # the newest complete landing day, None if nothing has landed
     marked: frozenset[dt.date] = frozenset()  # the days with a completion marker (none: judged by events)
+    since: dt.date | None = None  # judged by events, only files that could hold one of this day or later were read
 
     def complete(self, day: dt.date) -> bool:
         """Has `day` landed completely? With markers: its own marker, or it predates the first
@@ -34,12 +35,15 @@ class Landed:
         return self.newest_day is not None and day <= self.newest_day
 
     def __str__(self) -> str:
+        if not self.marked and self.since and self.newest_day is None:
+            return f"no event of {self.since} or later has landed"
         what = "newest landing marked complete" if self.marked else "newest landed event"
         return f"{what}: {self.newest_day or 'none'}"
 
 
-def newest_landed_day() -> Landed:
-    """The complete days of the landing zone (markers, else Parquet footers)."""
+def newest_landed_day(since: dt.date | None = None) -> Landed:
+    """The complete days of the landing zone (markers, else Parquet footers; with `since`, only
+    the footers of files that arrived late enough to hold an event of that day or later)."""
     from featurepipe.raw import latest_event_date
     from featurepipe.settings import get_settings
     from featurepipe.spec import USER_PURCHASE
@@ -49,13 +53,13 @@ def newest_landed_day() -> Landed:
     marked = marked_landing_dates(uri)
     if marked:
         return Landed(marked[-1], frozenset(marked))
-    return Landed(latest_event_date(uri, USER_PURCHASE.source))
+    return Landed(latest_event_date(uri, USER_PURCHASE.source, since), since=since)
 
 
 def landed_for(as_of: dt.date) -> tuple[bool, str]:
     """(inputs of as-of T have landed, a sentence saying why or why not) — the daily DAG's sensor."""
-    landed = newest_landed_day()
     day = as_of - dt.timedelta(days=1)
+    landed = newest_landed_day(since=day)  # every poke: only the files that could hold day T - 1
     if landed.complete(day):
         return True, f"as-of {as_of}: inputs landed ({landed})"
     missing = " (no _SUCCESS marker for it)" if landed.marked else ""

@@ -181,20 +181,27 @@ def _newest_before(fs, inner: str, column: str, limit: dt.datetime) -> dt.dateti
     return None if newest is None else _utc_instant(newest)
 
 
-def latest_event_date(uri: str, source: Source) -> dt.date | None:
+def latest_event_date(uri: str, source: Source, since: dt.date | None = None) -> dt.date | None:
     """The newest event day in the landing zone, from Parquet footer statistics.
 
     An event stamped later than its file's arrival plus the source's tolerance is quarantined by
     `validate_raw` (`event_timestamp_in_future`), so it must not make a day look landed either: a
     file whose footer shows one is read (its timestamp column only) for its newest event that is
     not in the future. None when no file carries statistics for the timestamp column.
+
+    `since`: only whether a day from `since` on has landed matters (the sensor's question), so
+    only files that arrived late enough to hold such an event are opened: a poke reads the newest
+    files' footers, not every footer ever landed. None then means no event of `since` or later.
     """
     import pyarrow.parquet as pq
 
     from featurepipe.storage import list_parquet_file_info
 
     latest: dt.datetime | None = None
+    cutoff = dt.datetime.combine(since, dt.time(), dt.timezone.utc) - source.future_tolerance if since else None
     for info in list_parquet_file_info(uri):
+        if cutoff is not None and info.modified is not None and info.modified < cutoff:
+            continue  # arrived too early to hold a valid event of `since` or later
         fs, inner = filesystem(info.path)
         metadata = pq.ParquetFile(inner, filesystem=fs).metadata
         index = metadata.schema.to_arrow_schema().get_field_index(source.timestamp_column)

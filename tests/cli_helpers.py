@@ -15,8 +15,8 @@ CLI = Path(sys.executable).parent / "featurepipe"
 # the backfilled as-of range of the integration tests
 START = dt.date(2025, 3, 1)
 END = dt.date(2025, 3, 31)
-# the shared Spark driver (`featurepipe spark-server`) the integration tests' runs use, once started;
-# it starts in the background (tests/integration/conftest.py) and runs wait for it
+# the step server the integration and reliability tests' runs use, once started (tests/conftest.py:
+# `featurepipe spark-server`'s StepServer in a thread of the test process); runs check it answers
 SPARK_SERVER: str | None = None
 _server_ready = False
 # a migrated Airflow metadata database the test data dirs start from (tests/conftest.py sets it):

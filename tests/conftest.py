@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -17,7 +16,6 @@ sys.path.insert(0, str(TESTS_DIR))
 sys.path.insert(0, str(ROOT / "plugins"))
 
 import cli_helpers  # noqa: E402  (after the path above)
-from cli_helpers import CLI, cli_env, free_port  # noqa: E402
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -49,31 +47,26 @@ def _airflow_template(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture(scope="session")
-def spark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One `featurepipe spark-server` for the pipeline runs of the integration and reliability tests
-    (their steps skip JVM start-up and cold queries; their conftests use it for every test). It
-    starts in the background; `run_cli` waits for it before a run. Tests that exercise the other
-    runners say so with FEATUREPIPE_STEP_RUNNER (inline, spark-submit)."""
-    import signal
+def spark_server(spark: SparkSession) -> Iterator[str]:
+    """The step server of the integration and reliability tests' pipeline runs: `featurepipe
+    spark-server`'s own `StepServer`, serving from a thread of this test process on the session's
+    Spark (tests/integration/test_shared_driver.py starts real `featurepipe spark-server`
+    processes). The runs' steps then share the JVM, its warm code and the libraries this process
+    has loaded, instead of a second JVM per worker. Steps run one at a time while the test waits on
+    its run, each with the request's environment and output (`StepServer.run`). Tests that exercise
+    the other runners say so with FEATUREPIPE_STEP_RUNNER (inline, spark-submit)."""
+    import threading
 
-    folder = tmp_path_factory.mktemp("spark-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = folder / "server.log"
-    with open(log, "w") as sink:
-        # a long-lived driver: the JIT's optimising compiler pays off (the runs' own JVMs skip it)
-        env = cli_env(folder, FEATUREPIPE_JVM_OPTS=os.environ.get("FEATUREPIPE_JVM_OPTS", ""))
-        proc = subprocess.Popen([str(CLI), "spark-server", "--port", str(port)], env=env,
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    cli_helpers.SPARK_SERVER = url
-    yield url
-    assert proc.poll() is None, f"featurepipe spark-server exited early: {log.read_text()[-3000:]}"
+    from featurepipe.spark_server import StepServer
+
+    server = StepServer(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.serve_forever, name="featurepipe-test-step-server", daemon=True)
+    thread.start()
+    cli_helpers.SPARK_SERVER = f"http://127.0.0.1:{server.server_address[1]}"
+    yield cli_helpers.SPARK_SERVER
     cli_helpers.SPARK_SERVER = None
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,9 @@ def test_daily_runs_with_late_landings_and_redeliveries_equal_the_definition(gen
     report = run(spark, day, day)
     assert report["new_files"] == 2 and report["new_or_corrected_events"] > 0
     expect(lake_env, spark, first - dt.timedelta(days=10), day, "after redeliveries")
+    # the corrections went through a MERGE narrowed by event day, whose commit holds no id list
+    merge = _last_commit(spark, "MERGE")
+    assert "event_date" in merge and len(merge) < 500, merge
 
     # a rerun with nothing new changes nothing
     before = published(spark)
@@ -72,3 +75,15 @@ def test_out_of_order_backfills_equal_one_sequential_run(generated, lake_env, sp
     expect(lake_env, spark, first, last, f"backfills in order {chunks}")
     table = published(spark)
     assert not table.duplicated(["user_id", "event_timestamp"]).any()
+
+
+def _last_commit(spark, operation: str) -> str:
+    """The predicate the newest `operation` commit of the clean table recorded."""
+    from delta.tables import DeltaTable
+
+    from featurepipe import lake
+
+    history = DeltaTable.forPath(spark, lake.table_path(lake.CLEAN_TRANSACTIONS)).history(20)
+    row = history.where(history.operation == operation).orderBy(history.version.desc()).first()
+    assert row is not None, f"no {operation} in the clean table's history"
+    return row["operationParameters"]["predicate"]

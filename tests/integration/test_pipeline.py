@@ -19,6 +19,17 @@ from reference import COUNT_FEATURES, FEATURE_COLUMNS, FLOAT_FEATURES, point_in_
 pytestmark = pytest.mark.integration
 
 
+def online_now(users: list[str], **env: str) -> dict[str, dict]:
+    """The online rows read in-process, by the library call `featurepipe online` makes (the CLI itself
+    is read by the SQLite and Redis serving tests): a read costs no Python start with Feast's imports."""
+    from featurepipe.feast_store import online_features
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        return {row["user_id"]: row for row in online_features(users)}
+
+
 @pytest.fixture(scope="module")
 def expected(workspace: Path) -> pd.DataFrame:
     """SPEC §3 straight from the raw files, by the independent pandas reference."""
@@ -88,12 +99,12 @@ def test_training_set_is_point_in_time_correct(backfilled: Path, expected: pd.Da
     assert result.loc[entities["user_id"] == "u9999", "transactions_30d"].isna().all()
 
 
-def test_training_set_with_a_feature_service_and_a_bad_input(backfilled: Path, tmp_path: Path) -> None:
-    entities = pd.DataFrame({"user_id": ["u0001"], "event_timestamp": ["2025-03-15T12:00:00Z"]})
-    entities.to_csv(tmp_path / "e.csv", index=False)
-    run_cli(backfilled, "training-set", "--entities", str(tmp_path / "e.csv"), "--out", str(tmp_path / "t.parquet"),
-            "--feature-service", "user_spend_v1")
-    result = pd.read_parquet(tmp_path / "t.parquet")
+def test_training_set_with_a_feature_service_and_a_bad_input(backfilled: Path, tmp_path: Path, spark) -> None:
+    from featurepipe.feast_store import training_set
+
+    # the library call the CLI makes (the test above runs the CLI), on the session's warm Spark
+    entities = pd.DataFrame({"user_id": ["u0001"], "event_timestamp": pd.to_datetime(["2025-03-15T12:00:00Z"], utc=True)})
+    result = training_set(entities, feature_service="user_spend_v1")
     assert list(result.columns) == ["user_id", "event_timestamp", "transactions_30d", "total_spent_30d",
                                     "avg_basket_size_30d", "max_purchase_90d"]
     pd.DataFrame({"customer": ["u0001"]}).to_csv(tmp_path / "bad.csv", index=False)
@@ -117,7 +128,7 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
     from cli_helpers import cli_env, wait_for_spark_server
 
     users = sorted(expected["user_id"].unique())[:12]
-    before_online = online(backfilled, users)
+    before_online = online_now(users)
     before_table = published(spark)
 
     day = END - dt.timedelta(days=3)
@@ -142,7 +153,7 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
     pd.testing.assert_frame_equal(
         published(spark).sort_values(KEY, ignore_index=True), before_table.sort_values(KEY, ignore_index=True)
     )
-    assert online(backfilled, users) == before_online
+    assert online_now(users) == before_online
 
 
 def test_rerun_into_redis_is_idempotent_and_serves_the_latest_row(
@@ -195,7 +206,7 @@ def test_a_late_event_is_repaired_in_the_table_and_in_redis_for_the_same_as_of(
 
     redis = {"FEATUREPIPE_ONLINE_STORE": "redis", "FEATUREPIPE_REDIS_URL": redis_url}
     user = "u0003"
-    before = online(backfilled, [user], **redis)[user]
+    before = online_now([user], **redis)[user]
     late = dt.datetime(2025, 3, 26, 12, 0, tzinfo=dt.timezone.utc)  # END - 5 days
     folder = backfilled / "raw" / "transactions" / "landing_date=2025-04-10"
     folder.mkdir(parents=True)
@@ -209,6 +220,6 @@ def test_a_late_event_is_repaired_in_the_table_and_in_redis_for_the_same_as_of(
 
     wanted = reference_features(backfilled / "raw" / "transactions", START, END)
     assert_features_equal(published(spark), wanted, "after the late landing")
-    after = online(backfilled, [user], **redis)
+    after = online_now([user], **redis)
     assert after[user]["max_purchase_90d"] == 9999.0 != before["max_purchase_90d"]
     assert_online_is_latest(after, wanted)

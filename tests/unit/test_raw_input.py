@@ -331,3 +331,29 @@ def test_read_source_names_the_bad_file_and_column(spark, tmp_path, column, arra
     message = str(err.value)
     assert str(bad) in message and f"'{column}'" in message
     assert str(good) not in message
+
+
+def test_the_sensors_question_opens_only_files_that_arrived_late_enough(tmp_path) -> None:
+    """`latest_event_date(since=D)` skips files whose arrival (+ the future tolerance) is before D's
+    midnight: they cannot hold a valid event of D or later. An unreadable old file proves it is not opened."""
+    import os
+
+    from featurepipe.raw import latest_event_date
+
+    day = datetime(2025, 3, 2, tzinfo=UTC)
+    zone = tmp_path / "transactions"
+    old = zone / "landing_date=2025-02-01" / "part.parquet"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"not parquet: opening this file would fail")
+    arrived = (day - TRANSACTIONS.future_tolerance - timedelta(seconds=1)).timestamp()
+    os.utime(old, (arrived, arrived))
+    new = zone / "landing_date=2025-03-02" / "part.parquet"
+    new.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"transaction_id": ["t1"], "user_id": ["u1"], "amount": [1.0],
+                             "event_timestamp": pa.array([day + timedelta(hours=5)], pa.timestamp("us", "UTC"))}), new)
+
+    assert latest_event_date(str(zone), TRANSACTIONS, since=day.date()) == day.date()
+    new.unlink()
+    assert latest_event_date(str(zone), TRANSACTIONS, since=day.date()) is None
+    with pytest.raises(Exception):  # the whole zone: the old file is opened
+        latest_event_date(str(zone), TRANSACTIONS)
