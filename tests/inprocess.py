@@ -23,23 +23,38 @@ def generated_landings(folder: Path, start: dt.date, days: int, seed: int) -> Pa
     return folder / "transactions"
 
 
-def run(spark, start: dt.date, end: dt.date, run_id: str = "in-process") -> dict:
-    """One pipeline run for as-of start..end: ingest, tiles, features, publish; the merged step reports.
-    The run's span is recorded under `run_id`, as compute_features records it, for a step job after it."""
-    from featurepipe import bookkeeping
+def stage(spark, start: dt.date, end: dt.date, run_id: str | None = None) -> tuple[AsOfRange, dict]:
+    """A run for as-of start..end up to its publish: ingest, tiles, features staged; (its span, the
+    merged step reports). With `run_id`, the span is recorded as compute_features records it (with
+    the tiles version), for a step job after it."""
+    from featurepipe import bookkeeping, lake
     from featurepipe.features import stage_features
     from featurepipe.ingest import ingest
-    from featurepipe.publishing import publish
     from featurepipe.tiles import rebuild_tiles
 
     as_of = AsOfRange(start, end)
     report = ingest(spark, as_of)
     rebuild_tiles(spark, as_of.label)
-    span, staged = stage_features(spark, as_of, LOOKBACK, run_id=run_id)
-    if run_id != "in-process":
-        bookkeeping.record_run_span(spark, run_id, as_of, span)
-    publish(spark, span, run_id=run_id)
-    return {**report, **staged}
+    span, staged = stage_features(spark, as_of, LOOKBACK, run_id=run_id or "in-process")
+    if run_id is not None:
+        bookkeeping.record_run_span(spark, run_id, as_of, span, lake.table_version(spark, lake.TILES))
+    return span, {**report, **staged}
+
+
+def run(spark, start: dt.date, end: dt.date, run_id: str | None = None) -> dict:
+    """One pipeline run for as-of start..end: `stage`, then publish; the merged step reports."""
+    from featurepipe.publishing import publish
+
+    span, report = stage(spark, start, end, run_id)
+    publish(spark, span, run_id=run_id or "in-process")
+    return report
+
+
+def online_rows(users: list[str]) -> dict[str, dict]:
+    """The online store's rows of `users`, read in-process by the call `featurepipe online` makes: {user_id: row}."""
+    from featurepipe.feast_store import online_features
+
+    return {row["user_id"]: row for row in online_features(users)}
 
 
 def land(generated: Path, raw: Path, through: dt.date) -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from cli_helpers import END, START, online, run_cli
 from compare import KEY, assert_features_equal, assert_online_is_latest, published
+from inprocess import online_rows
 from reference import COUNT_FEATURES, FEATURE_COLUMNS, FLOAT_FEATURES, point_in_time, reference_features
 
 pytestmark = pytest.mark.integration
@@ -22,12 +23,10 @@ pytestmark = pytest.mark.integration
 def online_now(users: list[str], **env: str) -> dict[str, dict]:
     """The online rows read in-process, by the library call `featurepipe online` makes (the CLI itself
     is read by the SQLite and Redis serving tests): a read costs no Python start with Feast's imports."""
-    from featurepipe.feast_store import online_features
-
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        return {row["user_id"]: row for row in online_features(users)}
+        return online_rows(users)
 
 
 @pytest.fixture(scope="module")

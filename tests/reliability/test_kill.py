@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from compare import KEY, published
-from inprocess import LOOKBACK, expect, generated_landings, land, run
+from inprocess import expect, generated_landings, land, online_rows, run, stage
 
 from featurepipe.settings import PROJECT_ROOT
 
@@ -58,23 +58,14 @@ def kill_when_blocked(driver: subprocess.Popen, log: Path, settle_s: float = 0) 
 def test_a_driver_killed_while_publish_writes_leaves_the_table_unchanged_and_the_rerun_clean(
     generated: Path, lake_env: Path, spark, tmp_path: Path
 ) -> None:
-    from featurepipe import bookkeeping, lake
-    from featurepipe.dates import AsOfRange
-    from featurepipe.features import stage_features
-    from featurepipe.ingest import ingest
+    from featurepipe import lake
     from featurepipe.lease import LEASE_FILE
-    from featurepipe.tiles import rebuild_tiles
 
     raw = lake_env / "raw"
     land(generated, raw, T - dt.timedelta(days=2))
     run(spark, T - dt.timedelta(days=5), T - dt.timedelta(days=1))
-    # the run for T, done up to its publish (as compute_features leaves it)
     land(generated, raw, T - dt.timedelta(days=1))
-    as_of = AsOfRange(T, T)
-    ingest(spark, as_of)
-    rebuild_tiles(spark, as_of.label)
-    span, _ = stage_features(spark, as_of, LOOKBACK, RUN_ID)
-    bookkeeping.record_run_span(spark, RUN_ID, as_of, span, lake.table_version(spark, lake.TILES))
+    stage(spark, T, T, RUN_ID)  # the run for T, done up to its publish (as compute_features leaves it)
     before, version = published(spark), lake.table_version(spark, lake.FEATURES)
 
     log = tmp_path / "publish.log"
@@ -101,7 +92,7 @@ def test_a_driver_killed_while_materialize_writes_the_feast_registry_leaves_it_l
 ) -> None:
     import jobs.materialize
     from compare import assert_online_is_latest
-    from featurepipe.feast_store import get_store, online_features
+    from featurepipe.feast_store import get_store
 
     monkeypatch.setenv("FEATUREPIPE_DATA_DIR", str(tmp_path / "data"))  # this test's own registry and online store
     raw = lake_env / "raw"
@@ -130,4 +121,4 @@ def test_a_driver_killed_while_materialize_writes_the_feast_registry_leaves_it_l
     materialize(T + dt.timedelta(days=1), T + dt.timedelta(days=1), "next")
     wanted = published(spark)
     users = sorted(wanted["user_id"].unique())
-    assert_online_is_latest({row["user_id"]: row for row in online_features(users)}, wanted)
+    assert_online_is_latest(online_rows(users), wanted)

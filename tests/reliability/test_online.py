@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from compare import assert_online_is_latest, published
+from inprocess import online_rows, run
 from servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -39,17 +40,10 @@ def landings(raw: Path) -> None:
 def run_steps(spark, as_of: dt.date) -> None:
     """A run for `as-of`: ingest to publish in-process (tests/inprocess.py), then the materialize step's job."""
     import jobs.materialize
-    from inprocess import run
 
     run_id = f"test__{as_of}"
     run(spark, as_of, as_of, run_id=run_id)
     assert jobs.materialize.main(["--as-of", str(as_of), "--run-id", run_id]) == 0, f"materialize failed for {as_of}"
-
-
-def online_rows(users: list[str]) -> dict[str, dict]:
-    from featurepipe.feast_store import online_features
-
-    return {row["user_id"]: row for row in online_features(users)}
 
 
 def test_a_failed_materialize_is_redone_by_the_next_run(lake_env: Path, tmp_path: Path, spark, monkeypatch) -> None:
