@@ -32,9 +32,12 @@ jars: .jars/.done
 	  -DoutputDirectory=$(CURDIR)/.jars -DincludeScope=runtime -DincludeGroupIds=io.delta
 	touch $@
 
-# a real Redis server for the online-store tests (apt, started on a private port)
+# servers and tools the tests start themselves: a real Redis server (on a private port) and Debian's
+# Chromium (headless screenshot of the monitoring report); one apt-get update when one is missing
 redis:
-	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+	@missing=""; command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 # reruns are safe: the generator is deterministic and every step is idempotent
 demo: install
@@ -46,6 +49,7 @@ demo: install
 	  --out $(FEATUREPIPE_DATA_DIR)/demo/training_set.parquet
 	$(PY) -m featurepipe.demo show $(FEATUREPIPE_DATA_DIR)/demo/training_set.parquet
 	$(VENV)/bin/featurepipe online --user-id u0001 --user-id u0002 --user-id u0003
+	$(VENV)/bin/featurepipe report
 
 # two workers, one test file each at a time (a file's module fixtures are built once); each worker
 # has its own Spark session and servers. TEST_WORKERS=0 runs everything in one process.

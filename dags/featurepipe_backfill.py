@@ -7,7 +7,7 @@ Recomputes `user_purchase_features` for every as-of midnight from **start** to *
 Trigger it from the Airflow UI ("Trigger DAG" shows the form) or with
 `featurepipe backfill --start DATE --end DATE`.
 
-`check_range >> validate_raw >> compute_features >> validate_features >> publish >> materialize`
+`check_range >> validate_raw >> compute_features >> validate_features >> publish >> materialize >> check_parity`
 
 Reruns replace exactly their own as-of partitions. Backfilling an older range never moves the
 online store back in time: users keep their newest published row.

@@ -4,7 +4,7 @@
 Computes `user_purchase_features` as of the run's logical date `T` (a UTC midnight, SPEC §3)
 and publishes it to the Delta feature table and Feast's online store.
 
-`wait_for_landing >> validate_raw >> compute_features >> validate_features >> publish >> materialize`
+`wait_for_landing >> validate_raw >> compute_features >> validate_features >> publish >> materialize >> check_parity`
 
 * **wait_for_landing**: a sensor (reschedule mode, outside the Spark pool) that waits until day
   `T − 1` has landed, so no as-of is computed from a partial day: its `_SUCCESS` marker where the
@@ -15,6 +15,8 @@ and publishes it to the Delta feature table and Feast's online store.
 * **compute_features**: rebuilds the daily tiles that changed, then windows from tiles, staged.
 * **validate_features**: the GX feature suite; a failure stops the run before anything is published.
 * **publish / materialize**: replace the as-of partition, then refresh the online store.
+* **check_parity**: sampled users' online rows must equal their newest published rows in Delta
+  (`featurepipe parity`); a mismatch fails the run, naming users, features and both values.
 
 Every Spark step is `jobs/<step>.py` on `FEATUREPIPE_SPARK_MASTER`: inline in the task, on the
 shared `featurepipe spark-server`, or through `spark-submit` (`FEATUREPIPE_STEP_RUNNER`).

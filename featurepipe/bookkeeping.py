@@ -180,6 +180,41 @@ def record_materialized(spark: SparkSession, window: AsOfRange, features_version
                                               "features_version": features_version}, "materialized_at")
 
 
+@dataclass(frozen=True)
+class Materialized:
+    window_end: dt.date  # the newest as-of date the online store was sent
+    features_version: int  # the feature table's version it was sent from
+    at: dt.datetime
+
+
+def last_materialized(spark: SparkSession) -> Materialized | None:
+    """The newest successful materialize (highest feature table version), None if none succeeded yet."""
+    if not lake.table_exists(spark, lake.MATERIALIZED):
+        return None
+    row = lake.read_table(spark, lake.MATERIALIZED).orderBy("features_version", "materialized_at", ascending=False).first()
+    return None if row is None else Materialized(row["window_end"], row["features_version"], row["materialized_at"])
+
+
+def first_published_at(spark: SparkSession, first: dt.date, last: dt.date) -> dict[dt.date, dt.datetime]:
+    """For each as-of date in first..last that a span covers: when it was first published (UTC)."""
+    if not lake.table_exists(spark, lake.PUBLISHED_SPANS):
+        return {}
+    from pyspark.sql import functions as F
+
+    rows = (lake.read_table(spark, lake.PUBLISHED_SPANS)
+            .where((F.col("span_end") >= F.lit(first)) & (F.col("span_start") <= F.lit(last)))
+            .select("span_start", "span_end", F.date_format("published_at", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS").alias("at"))
+            .collect())
+    found: dict[dt.date, dt.datetime] = {}
+    for r in rows:
+        at = dt.datetime.fromisoformat(r["at"]).replace(tzinfo=dt.timezone.utc)  # the session's zone is UTC
+        day = max(r["span_start"], first)
+        while day <= min(r["span_end"], last):
+            found[day] = min(found.get(day, at), at)
+            day += dt.timedelta(days=1)
+    return found
+
+
 def owed_online(spark: SparkSession) -> dt.date | None:
     """The first as-of date whose rows the online store may lack: the earliest span published after
     the feature table version of the last successful materialize (every span, if none succeeded

@@ -44,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     o = sub.add_parser("online", help="online features, one JSON object per user")
     o.add_argument("--user-id", action="append", required=True, dest="user_ids")
     _feature_args(o)
+    o.add_argument("--with-status", action="store_true",
+                   help='add "as_of" (the row\'s as-of, UTC) and "status": fresh, stale or missing (SPEC §6)')
+    o.add_argument("--now", type=_utc_timestamp, help="the instant ages are measured at (ISO 8601; default: now)")
+
+    rp = sub.add_parser("report", help="monitoring of an as-of date: drift, completeness, freshness (HTML + JSON)")
+    rp.add_argument("--date", type=parse_date, help="as-of date (default: the newest published)")
+    rp.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    pa = sub.add_parser("parity", help="online store vs the newest published Delta rows; exit 1 on a mismatch")
+    pa.add_argument("--sample", type=int, default=1000, help="users compared (all if fewer; default 1000)")
 
     sv = sub.add_parser("serve", help="Feast feature server (HTTP) over the online store")
     sv.add_argument("--host", default="127.0.0.1")
@@ -60,6 +70,17 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("feast-env", help="print shell exports that let the `feast` CLI use feature_repo/")
     return p
+
+
+def _utc_timestamp(text: str):
+    """ISO 8601 instant; without a zone it means UTC (SPEC §2's rule for naive timestamps)."""
+    import datetime as dt
+
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r} (e.g. 2025-03-04T12:00:00Z)") from None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
 def _feature_args(p: argparse.ArgumentParser) -> None:
@@ -101,7 +122,12 @@ def _print_run_summary(as_of: AsOfRange) -> None:
     healed = reports.get("materialize", {}).get("healed_from")
     if healed:
         print(f"  online store: also re-sent rows owed since {healed} (an earlier materialize failed)")
-    print(f"  reports: {run_dir(as_of)}")
+    parity = reports.get("check_parity")
+    if parity:
+        print(f"  parity: {parity['users']} sampled users' online rows equal the feature table (version "
+              f"{parity['features_version']}, newest as-of {parity['newest_as_of']})")
+    print(f"  reports: {run_dir(as_of)}; drift, completeness and freshness: `featurepipe report` "
+          "(the featurepipe_monitoring DAG runs it after every publish under the Airflow scheduler)")
 
 
 def _use_shared_driver() -> None:
@@ -177,8 +203,72 @@ def _online(args: argparse.Namespace) -> None:
 
     open_command_log("online")  # stdout is JSON lines only: the log is under $FEATUREPIPE_DATA_DIR/logs/
 
-    for row in online_features(args.user_ids, features=args.features, feature_service=args.feature_service):
+    if args.with_status:
+        from featurepipe.staleness import online_with_status
+
+        rows = online_with_status(args.user_ids, features=args.features, feature_service=args.feature_service, now=args.now)
+    else:
+        rows = online_features(args.user_ids, features=args.features, feature_service=args.feature_service)
+    for row in rows:
         print(json.dumps(row, default=str))
+
+
+def _report(args: argparse.Namespace) -> None:
+    """`jobs/check_features.py` on the Spark server when FEATUREPIPE_SPARK_SERVER is set, else in this process."""
+    import os
+
+    from featurepipe.command_log import open_command_log
+    from featurepipe.monitor_config import load_config
+    from featurepipe.monitoring_output import latest_file
+
+    config = load_config()  # a bad config fails before Spark starts
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (lambda line: print(line, flush=True))
+    job_args = ["--date", args.date.isoformat()] if args.date else []
+    url = os.environ.get("FEATUREPIPE_SPARK_SERVER")
+    if url:
+        from featurepipe.spark_server import run_step
+
+        say(f"[report] on the Spark server {url}")
+        if run_step(url, "check_features", job_args, echo=say):
+            raise RuntimeError(f"the report failed on the Spark server {url}: see its reason above")
+    else:
+        import contextlib
+
+        import jobs.check_features
+
+        say(f"[report] library output (Spark) goes to {open_command_log('report')}")
+        # with --json, stdout carries the JSON object only: the job's progress goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            if jobs.check_features.main(job_args):
+                raise RuntimeError("the report failed: see its reason above")
+    pointer = json.loads(latest_file().read_text())
+    summary = json.loads(Path(pointer["summary"]).read_text())
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        for breach in summary["breaches"]:
+            print(f"  BREACH {breach['check']:<12} {breach['feature']:<22} {breach['message']}")
+        print(f"report for as-of {summary['as_of']}: {len(summary['breaches'])} breach(es) "
+              f"of {len(summary['features'])} features (config {config.source})")
+    say(f"[report] HTML: {pointer['html']}")
+    say(f"[report] JSON: {pointer['summary']}")
+
+
+def _parity(args: argparse.Namespace) -> int:
+    from featurepipe.command_log import open_command_log
+    from featurepipe.parity import SHOWN, check_parity
+    from featurepipe.spark import get_spark
+
+    print(f"[parity] library output (Spark, Feast) goes to {open_command_log('parity')}", flush=True)
+    result = check_parity(get_spark("featurepipe-parity"), sample=args.sample)
+    print(result.summary())
+    if result.ok:
+        return 0
+    for mismatch in result.mismatches[:SHOWN]:
+        print(mismatch, file=sys.stderr)
+    if len(result.mismatches) > SHOWN:
+        print(f"... and {len(result.mismatches) - SHOWN} more", file=sys.stderr)
+    return 1
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -245,6 +335,8 @@ COMMANDS = {
     "backfill": _backfill,
     "training-set": _training_set,
     "online": _online,
+    "report": _report,
+    "parity": _parity,
     "serve": _serve,
     "ui": _ui,
     "spark-server": _spark_server,
@@ -255,7 +347,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("featurepipe: interrupted", file=sys.stderr)
         return 130
@@ -263,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"featurepipe {args.command}: {type(exc).__name__}: {message}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import re
 _OURS = (
     re.compile(r"(RawSchemaError: [^\n]+)"),
     re.compile(r"(validate_(?:raw|features): [^\n]+)"),
+    re.compile(r"(check_(?:parity|features): [^\n]+)"),
     re.compile(r"(MissingRunSpan: [^\n]+)"),
     re.compile(r"(LakeWriteError: [^\n]+)"),
 )

@@ -241,15 +241,38 @@ def require_registry() -> None:
         raise FileNotFoundError("no Feast registry yet: run `featurepipe run` or `featurepipe backfill` first")
 
 
-def online_features(user_ids: list[str], features: list[str] | None = None, feature_service: str | None = None) -> list[dict]:
-    """The online store's current row for each user, one dict per user, in the order asked."""
+def no_history_values(names: list[str]) -> dict:
+    """What SPEC §3 gives a user with empty windows (SPEC §4: no history is not unknown): 0, 0.0, null."""
+    from featurepipe.aggregations import operation
+
+    return {n: operation(USER_PURCHASE.feature(n).op).empty for n in names}
+
+
+def online_features(user_ids: list[str], features: list[str] | None = None, feature_service: str | None = None,
+                    with_as_of: bool = False) -> list[dict]:
+    """The online store's current row for each user, one dict per user, in the order asked.
+
+    A user without a row gets the no-history values (SPEC §4), so a service sees what a training
+    set gives for that user. `with_as_of`: each dict also carries `as_of`, the row's as-of instant
+    (UTC datetime), None for a user without a row.
+    """
     require_registry()
     store = get_store()
     selection = resolve_features(store, features, feature_service)
     names = _feature_names(store, selection)
     key = USER_PURCHASE.join_key
-    response = store.get_online_features(features=selection, entity_rows=[{key: u} for u in user_ids]).to_dict()
-    return [{key: user_ids[i], **{n: response[n][i] for n in names}} for i in range(len(user_ids))]
+    response = store.get_online_features(features=selection, entity_rows=[{key: u} for u in user_ids])
+    values = response.to_dict(include_event_timestamps=True)
+    defaults = no_history_values(names)
+    rows = []
+    for i, user in enumerate(user_ids):
+        # every feature of a row shares its event timestamp; 0 (the epoch) where the store has no row
+        seconds = max((values.get(f"{n}__ts", [0] * len(user_ids))[i] or 0) for n in names) if names else 0
+        row = {key: user, **({n: values[n][i] for n in names} if seconds else defaults)}
+        if with_as_of:
+            row["as_of"] = dt.datetime.fromtimestamp(seconds, dt.timezone.utc) if seconds else None
+        rows.append(row)
+    return rows
 
 
 def materialize(start: dt.datetime, end: dt.datetime) -> None:

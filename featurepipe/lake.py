@@ -24,6 +24,7 @@ PENDING_AS_OF = "bookkeeping/pending_as_of"
 RUN_SPANS = "bookkeeping/run_spans"
 PUBLISHED_SPANS = "bookkeeping/published_spans"
 MATERIALIZED = "bookkeeping/materialized"
+FEATURE_STATS = "monitoring/feature_stats"  # one row per (as-of, feature, statistic) of each monitoring report
 
 # columns the tables share
 EVENT_DATE = "event_date"  # UTC day of an event: partitions clean/transactions and the tiles
@@ -76,6 +77,11 @@ def table_bytes(spark: SparkSession, table: str) -> int:
 
 def read_table(spark: SparkSession, table: str) -> DataFrame:
     return spark.read.format("delta").load(table_path(table))
+
+
+def read_version(spark: SparkSession, table: str, version: int) -> DataFrame:
+    """The table as it was at Delta `version` (time travel)."""
+    return spark.read.format("delta").option("versionAsOf", version).load(table_path(table))
 
 
 def read_range(spark: SparkSession, table: str, column: str, first: dt.date, last: dt.date) -> DataFrame:

@@ -15,12 +15,14 @@ from featurepipe.steps import STEPS
 
 DAILY_DAG = "featurepipe_daily"
 BACKFILL_DAG = "featurepipe_backfill"
+MONITORING_DAG = "featurepipe_monitoring"
 # every task of each DAG (tests/dags checks these against the DagBag): a run in which Airflow ran
 # (or was told to skip) fewer is a failure, never "done"
-DAG_TASKS = {DAILY_DAG: ("wait_for_landing", *STEPS), BACKFILL_DAG: ("check_range", *STEPS)}
+DAG_TASKS = {DAILY_DAG: ("wait_for_landing", *STEPS), BACKFILL_DAG: ("check_range", *STEPS),
+             MONITORING_DAG: ("check_features",)}
 
 # a step's own line: raw (inline or server runner) or after a logger prefix (spark-submit's output)
-_STEP_LINE = re.compile(r"(?:^|\] )((?:\[(?:wait_for_landing|validate_raw|compute_features|validate_features|publish|materialize|feast)\]|GX suite|validate_(?:raw|features):|featurepipe).*?)(?: \[airflow[.\w]*\].*)?$")
+_STEP_LINE = re.compile(r"(?:^|\] )((?:\[(?:wait_for_landing|validate_raw|compute_features|validate_features|publish|materialize|check_parity|check_features|feast|monitoring)\]|GX suite|parity:|validate_(?:raw|features):|check_parity:|featurepipe).*?)(?: \[airflow[.\w]*\].*)?$")
 _TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
 _TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
 _ERROR = re.compile(r"\[error\s*\] (.*?)(?: \[[\w.]+\] loc=.*)?$")

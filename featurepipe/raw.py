@@ -182,7 +182,13 @@ def _newest_before(fs, inner: str, column: str, limit: dt.datetime) -> dt.dateti
 
 
 def latest_event_date(uri: str, source: Source, since: dt.date | None = None) -> dt.date | None:
-    """The newest event day in the landing zone, from Parquet footer statistics.
+    """The day of `latest_event` (None when it is None)."""
+    latest = latest_event(uri, source, since)
+    return latest.date() if latest else None
+
+
+def latest_event(uri: str, source: Source, since: dt.date | None = None) -> dt.datetime | None:
+    """The newest event instant (UTC) in the landing zone, from Parquet footer statistics.
 
     An event stamped later than its file's arrival plus the source's tolerance is quarantined by
     `validate_raw` (`event_timestamp_in_future`), so it must not make a day look landed either: a
@@ -212,4 +218,4 @@ def latest_event_date(uri: str, source: Source, since: dt.date | None = None) ->
             newest = _newest_before(fs, inner, source.timestamp_column, info.modified + source.future_tolerance)
         if newest is not None and (latest is None or newest > latest):
             latest = newest
-    return latest.date() if latest else None
+    return latest

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +50,7 @@ class Settings:
     lease_wait_minutes: float  # a writer waits this long for the lease before failing
     step_timeout_minutes: float  # Airflow ends a Spark step running longer than this (execution_timeout); 0: none
     step_retries: int  # Airflow retries of a failed or timed-out step (not of validate_raw/validate_features)
+    max_feature_age: dt.timedelta  # an online row older than this is `stale` (SPEC §6)
 
     # --- locations derived from the roots, defined once -------------------
     @property
@@ -95,7 +98,21 @@ def get_settings() -> Settings:
         lease_wait_minutes=_non_negative("FEATUREPIPE_LEASE_WAIT_MINUTES", 120.0, float, "a number of minutes"),
         step_timeout_minutes=_non_negative("FEATUREPIPE_STEP_TIMEOUT_MINUTES", 360.0, float, "a number of minutes"),
         step_retries=_non_negative("FEATUREPIPE_STEP_RETRIES", 2, int, "a whole number"),
+        max_feature_age=parse_duration(_env("FEATUREPIPE_MAX_FEATURE_AGE", "2d"), "FEATUREPIPE_MAX_FEATURE_AGE"),
     )
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str, name: str = "duration") -> dt.timedelta:
+    """`2d`, `36h`, `1d12h`, `90m`, `30s` (parts summed) -> timedelta; ValueError naming `name` otherwise."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION_PART.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"{name} must be a duration like 2d, 36h, 1d12h or 90m; got {text!r}")
+    return dt.timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
 
 
 def _choice(name: str, allowed: tuple[str, ...]) -> str:

@@ -30,7 +30,7 @@ import time
 import traceback
 from typing import Callable, Iterator
 
-from featurepipe.steps import STEPS
+from featurepipe.steps import JOBS
 
 ENV_PREFIXES = ("FEATUREPIPE_", "AWS_", "REDIS_", "GX_")
 # session-level: fixed when the server's session started, so a request cannot change them
@@ -159,8 +159,8 @@ class _StepHandler(socketserver.StreamRequestHandler):
             self.server.last_active = time.time()
             send(f"{_EXIT}0")
             return
-        if job not in STEPS:
-            send(f"spark-server: unknown step {job!r}; steps: {', '.join(STEPS)}")
+        if job not in JOBS:
+            send(f"spark-server: unknown step {job!r}; steps: {', '.join(JOBS)}")
             send(f"{_EXIT}2")
             return
         done = threading.Event()
@@ -261,7 +261,7 @@ def serve(host: str, port: int, shared: str | None = None) -> None:
     began = time.time()
     spark = get_spark("featurepipe-spark-server")
     spark.range(1).count()
-    for module in ("delta.tables", "great_expectations", "feast", *(f"jobs.{job}" for job in STEPS)):
+    for module in ("delta.tables", "great_expectations", "feast", *(f"jobs.{job}" for job in JOBS)):
         importlib.import_module(module)
     with StepServer((host, port)) as server:
         url = f"http://{host}:{server.server_address[1]}"

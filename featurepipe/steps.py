@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 # the pipeline's steps, in order; each is jobs/<step>.py (the DAGs chain them, the Spark server
 # runs them, `featurepipe run` checks each ran)
-STEPS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize")
+STEPS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize", "check_parity")
+# every entry point in `jobs/` a runner may start: the steps, and the monitoring DAG's check
+JOBS = (*STEPS, "check_features")
 
 
 @dataclass(frozen=True)

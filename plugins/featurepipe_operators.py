@@ -47,10 +47,11 @@ FEATURES_ASSET = Asset(
     group="featurepipe",
 )
 
-# a failed suite or a bad schema fails the same way on every try: retrying only delays the alert
-DETERMINISTIC_STEPS = {"validate_raw", "validate_features"}
+# a failed suite, a bad schema or a parity mismatch (read under the lake's lease) fails the same way
+# on every try: retrying only delays the alert
+DETERMINISTIC_STEPS = {"validate_raw", "validate_features", "check_parity"}
 # heavy libraries a step imports, loaded while its Spark session starts (inline runner)
-PRELOAD = {"validate_raw": ("great_expectations",), "validate_features": ("great_expectations",), "materialize": ("feast",)}
+PRELOAD = {"validate_raw": ("great_expectations",), "validate_features": ("great_expectations",), "materialize": ("feast",), "check_parity": ("feast",)}
 
 
 RUNNERS = ("inline", "server", "spark-submit")
@@ -78,7 +79,9 @@ class StepFailed(RuntimeError):
 class SparkJobOperator(SparkSubmitOperator):
     """`jobs/<job>.py --start S --end E --run-id R`: inline, on the Spark server or through `spark-submit` (module docstring)."""
 
-    def __init__(self, *, job: str, start: str, end: str, **kwargs: Any) -> None:
+    def __init__(self, *, job: str, start: str | None = None, end: str | None = None,
+                 args: list[str] | None = None, **kwargs: Any) -> None:
+        """`start`/`end`: the as-of range of a pipeline step; `args`: other arguments instead (a job without a range)."""
         from featurepipe.settings import JOBS_DIR
 
         kwargs.setdefault("task_id", job)
@@ -86,7 +89,7 @@ class SparkJobOperator(SparkSubmitOperator):
             application=str(JOBS_DIR / f"{job}.py"),
             conn_id=SPARK_CONN_ID,
             name=f"featurepipe-{job}",
-            application_args=["--start", start, "--end", end],
+            application_args=list(args) if args is not None else ["--start", start, "--end", end],
             **kwargs,
         )
         self.job = job

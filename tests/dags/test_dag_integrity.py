@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
-PIPELINE = ["validate_raw", "compute_features", "validate_features", "publish", "materialize"]
+PIPELINE = ["validate_raw", "compute_features", "validate_features", "publish", "materialize", "check_parity"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):
 
 def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"featurepipe_daily", "featurepipe_backfill"}
+    assert set(dagbag.dag_ids) == {"featurepipe_daily", "featurepipe_backfill", "featurepipe_monitoring"}
 
 
 def test_policy_of_every_dag_in_the_dagbag(dagbag) -> None:
@@ -93,6 +93,20 @@ def test_spark_steps_share_one_pool_and_publish_feeds_the_asset(dagbag) -> None:
             assert dag.get_task(step).pool == "featurepipe_spark", (dag_id, step)
         outlets = dag.get_task("publish").outlets
         assert [o.uri for o in outlets] == ["featurepipe://lake/features/user_purchase_features"]
+
+
+def test_monitoring_runs_after_every_publish_and_alerts_on_failure(dagbag) -> None:
+    dag = dagbag.dags["featurepipe_monitoring"]
+    assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
+    assert "featurepipe://lake/features/user_purchase_features" in str(dag.timetable.asset_condition)
+    task = dag.get_task("check_features")
+    assert task.task_type == "SparkJobOperator" and Path(task.application) == ROOT / "jobs" / "check_features.py"
+    assert task.application_args == ["--fail-on-breach"]  # the newest published as-of, whatever triggered it
+    assert task.retries == 0 and task.pool == "featurepipe_spark"
+    assert [type(c).__name__ for c in task.on_failure_callback] == ["BreachNotifier"]
+    # drift never blocks the feature pipeline: nothing in the pipeline DAGs waits for monitoring
+    for dag_id in ("featurepipe_daily", "featurepipe_backfill"):
+        assert not any("monitor" in t for t in dagbag.dags[dag_id].task_ids)
 
 
 def test_daily_schedule_is_a_utc_daily_cron(dagbag) -> None:

@@ -7,6 +7,7 @@ reads it, then the gate, then a rerun into a real Redis server.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,183 @@ def test_online_store_sqlite_serves_the_latest_row(backfilled: Path, expected: p
     assert_online_is_latest(online(backfilled, users), expected)
 
 
+def overwrite_online(user: str, values: dict, **env: str) -> dict:
+    """Write `values` over `user`'s online row through Feast's own write path (SQLite file or the real
+    Redis server); returns the row as it was, for restoring it."""
+    from featurepipe.feast_store import get_store, online_features
+    from featurepipe.spec import USER_PURCHASE
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        row = online_features([user], with_as_of=True)[0]
+        as_of = row.pop("as_of")
+        written = pd.DataFrame([{**row, **values, "event_timestamp": as_of}])
+        get_store().write_to_online_store(USER_PURCHASE.name, written)
+        return {**row, "event_timestamp": as_of}
+
+
+def restore_online(row: dict, **env: str) -> None:
+    overwrite_online(row["user_id"], {k: v for k, v in row.items() if k not in ("user_id", "event_timestamp")}, **env)
+
+
+def test_parity_holds_after_the_run_and_a_changed_online_value_fails_the_cli_and_the_dag_task(
+    backfilled: Path, spark
+) -> None:
+    import os
+
+    from cli_helpers import cli_env, wait_for_spark_server
+    from featurepipe.orchestrator import PipelineFailed, run_dag
+    from featurepipe.parity import check_parity
+
+    result = check_parity(spark)  # what the backfill's check_parity task checked, all 30 users
+    assert result.ok and result.users >= 25 and str(result.newest_as_of) == str(END)
+    row = overwrite_online("u0004", {"total_spent_30d": 12345.5})
+    try:
+        out = run_cli(backfilled, "parity", "--sample", "1000", check=False)
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "u0004 total_spent_30d online=12345.5 offline=" in out.stderr
+        assert len([line for line in out.stderr.splitlines() if line.startswith("u0")]) == 1
+        # the daily DAG's parity task (its other tasks marked done): the run fails naming the user
+        wait_for_spark_server()
+        saved = dict(os.environ)
+        os.environ.update(cli_env(backfilled))
+        try:
+            with pytest.raises(PipelineFailed) as failure:
+                run_dag("featurepipe_daily", END.isoformat(),
+                        skip="wait_for_landing|validate_raw|compute_features|validate_features|publish|materialize")
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        assert "check_parity: the online store differs" in str(failure.value) and "u0004" in str(failure.value)
+    finally:
+        restore_online(row)
+    assert check_parity(spark).ok
+
+
+def test_online_reads_with_status_say_fresh_stale_or_missing(backfilled: Path) -> None:
+    from featurepipe.staleness import online_with_status
+
+    now = (dt.datetime.combine(END, dt.time(), dt.timezone.utc) + dt.timedelta(days=3)).isoformat()
+    out = run_cli(backfilled, "online", "--user-id", "u0002", "--user-id", "nobody", "--with-status", "--now", now)
+    known, unknown = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert known["status"] == "stale" and known["as_of"] == f"{END}T00:00:00Z"
+    assert unknown == {"user_id": "nobody", "transactions_7d": 0, "transactions_30d": 0, "transactions_90d": 0,
+                       "total_spent_7d": 0.0, "total_spent_30d": 0.0, "total_spent_90d": 0.0,
+                       "avg_basket_size_30d": 0.0, "max_purchase_90d": 0.0, "favorite_category": None,
+                       "as_of": None, "status": "missing"}
+    fresh = online_with_status(["u0002"], now=dt.datetime.combine(END, dt.time(12), dt.timezone.utc))[0]
+    assert fresh["status"] == "fresh" and {k: fresh[k] for k in known if k not in ("status",)} == {
+        k: known[k] for k in known if k != "status"}
+
+
+def test_report_writes_a_self_contained_page_a_summary_and_feature_stats(backfilled: Path, spark, tmp_path: Path) -> None:
+    import re
+    import shutil
+    import subprocess
+
+    from featurepipe import lake
+    from featurepipe.spec import USER_PURCHASE
+
+    out = run_cli(backfilled, "report", "--date", END.isoformat(), "--json")
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["as_of"] == END.isoformat()
+    assert set(summary) >= {"as_of", "breaches", "features", "freshness", "completeness", "reference"}
+    assert list(summary["features"]) == USER_PURCHASE.feature_names
+    for stats in summary["features"].values():
+        assert {"ks", "p_value", "psi", "null_rate"} <= set(stats)
+    assert summary["reference"] == {"start": "2025-02-25", "end": "2025-03-24", "dates": 24, "pinned": False}
+    # the landing zone holds events up to 9 days after the newest published as-of: a freshness breach
+    lag = [b for b in summary["breaches"] if b["check"] == "freshness"]
+    assert lag and lag[0]["statistic"] == "publish_lag_hours" and lag[0]["value"] > 72
+    folder = backfilled / "reports" / "monitoring" / END.isoformat()
+    assert f"HTML: {folder / 'index.html'}" in out.stderr
+    assert json.loads((folder / "summary.json").read_text())["breaches"] == summary["breaches"]
+    page = (folder / "index.html").read_text()
+    assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", page), "the page references an external URL"
+    assert "<script src" not in page and "<link" not in page
+    for name in USER_PURCHASE.feature_names:
+        plot = re.search(rf'<svg[^>]*data-plot="distribution"[^>]*data-feature="{name}".*?</svg>', page, re.S)
+        assert plot and plot.group(0).count("<rect") >= 4, name
+    stats = lake.read_table(spark, lake.FEATURE_STATS).where(f"as_of_date = '{END}'").toPandas()
+    assert set(stats["feature"]) == set(USER_PURCHASE.feature_names) | {"(table)"}
+    assert stats.loc[stats["statistic"] == "publish_lag_hours", "breached"].all()
+    # a headless browser renders it (the README's screenshot is made the same way)
+    shot = tmp_path / "report.png"
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Debian's chromium is needed (make test installs it)"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,2000",
+                    f"--screenshot={shot}", (folder / "index.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 50_000
+
+
+def test_the_monitoring_dag_fails_on_a_breach_and_its_notifier_posts_the_alert(backfilled: Path) -> None:
+    """featurepipe_monitoring (run as `airflow dags test`) on a lake 9 days behind its landings: the
+    check fails and the notifier POSTs the breaches to the webhook of FEATUREPIPE_ALERT_WEBHOOK_URL."""
+    import os
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from cli_helpers import cli_env
+    from featurepipe.orchestrator import PipelineFailed, run_dag
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    saved = dict(os.environ)
+    os.environ.update(cli_env(backfilled, FEATUREPIPE_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{server.server_port}/alerts"))
+    try:
+        with pytest.raises(PipelineFailed) as failure:
+            run_dag("featurepipe_monitoring", END.isoformat())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        server.shutdown()
+    assert "check_features: monitoring:" in str(failure.value) and "breach(es) as of" in str(failure.value)
+    assert len(received) == 1, received
+    alert = received[0]
+    assert alert["dag_id"] == "featurepipe_monitoring" and alert["as_of"] == END.isoformat()
+    assert any(b["check"] == "freshness" and b["statistic"] == "publish_lag_hours" for b in alert["breaches"])
+    assert alert["report"].endswith(f"monitoring/{END}/index.html")
+
+
+def test_freshness_breaches_when_the_lake_is_three_days_behind_its_landings(backfilled: Path, spark, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from featurepipe.monitor_config import load_config
+    from featurepipe.monitoring import _freshness, freshness_breaches
+
+    def lag_after(hours: float) -> dict:
+        raw = tmp_path / f"raw-{hours}"
+        folder = raw / "transactions" / "landing_date=2025-04-05"
+        folder.mkdir(parents=True)
+        newest = dt.datetime.combine(END, dt.time(), dt.timezone.utc) + dt.timedelta(hours=hours)
+        pq.write_table(pa.table({"transaction_id": ["t1"], "user_id": ["u1"], "amount": [1.0],
+                                 "event_timestamp": pa.array([newest], pa.timestamp("us", "UTC"))}), folder / "p.parquet")
+        monkeypatch.setenv("FEATUREPIPE_RAW_URI", str(raw))
+        return _freshness(spark, END)
+
+    limit = load_config().freshness.publish_lag_hours
+    behind = lag_after(3 * 24 + 2)  # the lake's newest as-of is 3 days older than the newest landed event
+    assert behind["publish_lag_hours"] == pytest.approx(74) and behind["publish_lag_hours"] >= limit
+    assert [b["statistic"] for b in freshness_breaches(behind, load_config())] == ["publish_lag_hours"]
+    normal = lag_after(30)  # a day of events landed before its run: normal
+    assert normal["publish_lag_hours"] < limit and freshness_breaches(normal, load_config()) == []
+    assert behind["online_newest_as_of"] == END.isoformat() and behind["online_lag_days"] == 0
+
+
 def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path, expected: pd.DataFrame, spark) -> None:
     """Break a daily tile under END's windows (a bug in the tile step), rerun the daily DAG for END from
     compute_features on: the feature suite fails, nothing moves. The tile is restored afterwards."""
@@ -166,6 +344,19 @@ def test_rerun_into_redis_is_idempotent_and_serves_the_latest_row(
     assert_features_equal(after, expected, "after rerun")
     users = sorted(expected["user_id"].unique())
     assert_online_is_latest(online(backfilled, users, FEATUREPIPE_ONLINE_STORE="redis", FEATUREPIPE_REDIS_URL=redis_url), expected)
+    # the run's check_parity passed on Redis; a value changed in the real Redis server is found
+    from featurepipe.parity import check_parity
+
+    redis = {"FEATUREPIPE_ONLINE_STORE": "redis", "FEATUREPIPE_REDIS_URL": redis_url}
+    row = overwrite_online("u0005", {"transactions_7d": 777}, **redis)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in redis.items():
+                patch.setenv(key, value)
+            mismatches = check_parity(spark).mismatches
+    finally:
+        restore_online(row, **redis)
+    assert [(m.user_id, m.feature, m.online) for m in mismatches] == [("u0005", "transactions_7d", 777)]
 
 
 def test_a_file_with_a_mistyped_column_fails_the_run_naming_file_and_column(backfilled: Path, spark) -> None:
