@@ -87,8 +87,6 @@ def equal(a, b) -> bool:
 
 def check_parity(spark: SparkSession, sample: int = 1000) -> ParityResult:
     """Compare every feature (and the row's as-of) of up to `sample` users; the result lists every difference."""
-    from pyspark.sql import functions as F
-
     from featurepipe import bookkeeping, lake
     from featurepipe.feast_store import online_features
 
@@ -98,7 +96,7 @@ def check_parity(spark: SparkSession, sample: int = 1000) -> ParityResult:
     if last is None:
         raise NothingMaterialized("nothing was materialized yet: run `featurepipe run` or `featurepipe backfill` first")
     table = lake.read_version(spark, lake.FEATURES, last.features_version)
-    newest_as_of = table.agg(F.max(lake.AS_OF_DATE)).first()[0]
+    newest_as_of = last.window_end  # a materialize window always ends at the newest as-of published then
     key = USER_PURCHASE.join_key
     names = USER_PURCHASE.feature_names
     offline = {r[key]: r for r in sample_users(newest_rows(table), sample, newest_as_of.isoformat())

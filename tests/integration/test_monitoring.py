@@ -60,16 +60,18 @@ def publish_features(spark, events: pd.DataFrame) -> None:
     lake.overwrite(frame, lake.FEATURES, partition_by=lake.AS_OF_DATE)
 
 
-def report(spark, lake_env: Path, events: pd.DataFrame):
+def report(spark, lake_env: Path, events: pd.DataFrame, monkeypatch: pytest.MonkeyPatch):
     from featurepipe.monitor_config import load_config
     from featurepipe.monitoring import build_report
 
+    # a data dir of the test's own: no online store of another test's lake (nothing materialized here)
+    monkeypatch.setenv("FEATUREPIPE_DATA_DIR", str(lake_env / "data"))
     publish_features(spark, events)
     return build_report(spark, T, load_config(), say=lambda _: None)
 
 
-def test_an_injected_amount_shift_and_a_vanished_category_are_flagged_and_named(spark, lake_env: Path) -> None:
-    result = report(spark, lake_env, shift(generated_events(lake_env / "raw", seed=11)))
+def test_an_injected_amount_shift_and_a_vanished_category_are_flagged_and_named(spark, lake_env: Path, monkeypatch) -> None:
+    result = report(spark, lake_env, shift(generated_events(lake_env / "raw", seed=11)), monkeypatch)
     drift = {(b["feature"], b["statistic"]) for b in result.breaches if b["check"] == "drift"}
     assert ("total_spent_7d", "mean_change") in drift, result.breaches
     assert ("favorite_category", "psi") in drift, result.breaches
@@ -82,8 +84,8 @@ def test_an_injected_amount_shift_and_a_vanished_category_are_flagged_and_named(
     assert {b["check"] for b in result.breaches} == {"drift"}
 
 
-def test_the_same_generator_with_another_seed_and_no_shift_flags_nothing(spark, lake_env: Path) -> None:
-    result = report(spark, lake_env, generated_events(lake_env / "raw", seed=22))
+def test_the_same_generator_with_another_seed_and_no_shift_flags_nothing(spark, lake_env: Path, monkeypatch) -> None:
+    result = report(spark, lake_env, generated_events(lake_env / "raw", seed=22), monkeypatch)
     assert result.breaches == []
     assert result.summary["reference"]["dates"] == 28
     worst = max(abs(s["mean_change"] or 0) for s in result.summary["features"].values())
