@@ -184,7 +184,6 @@ def record_materialized(spark: SparkSession, window: AsOfRange, features_version
 class Materialized:
     window_end: dt.date  # the newest as-of date the online store was sent
     features_version: int  # the feature table's version it was sent from
-    at: dt.datetime
 
 
 def last_materialized(spark: SparkSession) -> Materialized | None:
@@ -192,7 +191,7 @@ def last_materialized(spark: SparkSession) -> Materialized | None:
     if not lake.table_exists(spark, lake.MATERIALIZED):
         return None
     row = lake.read_table(spark, lake.MATERIALIZED).orderBy("features_version", "materialized_at", ascending=False).first()
-    return None if row is None else Materialized(row["window_end"], row["features_version"], row["materialized_at"])
+    return None if row is None else Materialized(row["window_end"], row["features_version"])
 
 
 def first_published_at(spark: SparkSession, first: dt.date, last: dt.date) -> dict[dt.date, dt.datetime]:

@@ -256,7 +256,7 @@ def _report(args: argparse.Namespace) -> None:
 
 def _parity(args: argparse.Namespace) -> int:
     from featurepipe.command_log import open_command_log
-    from featurepipe.parity import SHOWN, check_parity
+    from featurepipe.parity import check_parity, mismatch_lines
     from featurepipe.spark import get_spark
 
     print(f"[parity] library output (Spark, Feast) goes to {open_command_log('parity')}", flush=True)
@@ -264,10 +264,8 @@ def _parity(args: argparse.Namespace) -> int:
     print(result.summary())
     if result.ok:
         return 0
-    for mismatch in result.mismatches[:SHOWN]:
-        print(mismatch, file=sys.stderr)
-    if len(result.mismatches) > SHOWN:
-        print(f"... and {len(result.mismatches) - SHOWN} more", file=sys.stderr)
+    for line in mismatch_lines(result):
+        print(line, file=sys.stderr)
     return 1
 
 

@@ -75,7 +75,10 @@ def build_report(spark: SparkSession, as_of: dt.date | None, config: MonitoringC
         per_date = _per_date(rows)
         if as_of not in per_date:
             raise NothingPublished(f"as-of {as_of} has no published rows (newest published: {newest})")
-        cur_sample, ref_sample = _sample(current, config), _sample(reference, config)
+        ref_dates = [d for d in _dates(ref_start, ref_end) if d in per_date]
+        # the row counts are known from `per_date`: no count job per sample
+        cur_sample = _sample(current, per_date[as_of]["rows"], config)
+        ref_sample = _sample(reference, sum(per_date[d]["rows"] for d in ref_dates), config)
         drifts = {f.name: (numeric_drift(ref_sample[f.name].to_numpy(dtype=float, na_value=math.nan),
                                          cur_sample[f.name].to_numpy(dtype=float, na_value=math.nan), config.bins)
                            if f.dtype is not Dtype.STRING else categorical_drift(ref_sample[f.name], cur_sample[f.name]))
@@ -84,7 +87,6 @@ def build_report(spark: SparkSession, as_of: dt.date | None, config: MonitoringC
         psi_series = _psi_series(rows.where(F.col(lake.AS_OF_DATE) >= F.lit(history_start)), drifts, history)
     finally:
         rows.unpersist()
-    ref_dates = [d for d in _dates(ref_start, ref_end) if d in per_date]
     freshness = _freshness(spark, newest)
     summary = _summary(as_of, (ref_start, ref_end), ref_dates, per_date, drifts, freshness, config)
     details = {
@@ -110,9 +112,8 @@ def _per_date(rows: DataFrame) -> dict[dt.date, dict]:
     return {r[AS_OF_DATE]: r.asDict() for r in rows.groupBy(AS_OF_DATE).agg(*aggs).collect()}
 
 
-def _sample(df: DataFrame, config: MonitoringConfig):
-    """At most `sample_rows` rows of the features, as pandas (a fixed-seed sample when there are more)."""
-    total = df.count()
+def _sample(df: DataFrame, total: int, config: MonitoringConfig):
+    """At most `sample_rows` of the `total` rows of `df`'s features, as pandas (a fixed-seed sample when there are more)."""
     if total > config.sample_rows:
         df = df.sample(fraction=min(1.0, 1.1 * config.sample_rows / total), seed=_SAMPLE_SEED).limit(config.sample_rows)
     return df.select(*USER_PURCHASE.feature_names).toPandas()
@@ -206,20 +207,19 @@ def _breach(check: str, feature: str, statistic: str, value: float | None, thres
 
 def freshness_breaches(freshness: dict, config: MonitoringConfig) -> list[dict]:
     """The freshness checks of `_freshness`'s result against the thresholds."""
-    th = config
     breaches: list[dict] = []
-    if freshness["publish_lag_hours"] >= th.freshness.publish_lag_hours:
+    if freshness["publish_lag_hours"] >= config.freshness.publish_lag_hours:
         breaches.append(_breach("freshness", TABLE, "publish_lag_hours", freshness["publish_lag_hours"],
-                                th.freshness.publish_lag_hours,
+                                config.freshness.publish_lag_hours,
                                 f"newest landed event {freshness['newest_landed_event']} is "
                                 f"{freshness['publish_lag_hours']:.1f} h after the newest published as-of {freshness['newest_as_of']}"))
     online_lag = freshness.get("online_lag_days")
-    if online_lag is not None and online_lag >= th.freshness.online_lag_days:
-        breaches.append(_breach("freshness", TABLE, "online_lag_days", online_lag, th.freshness.online_lag_days,
+    if online_lag is not None and online_lag >= config.freshness.online_lag_days:
+        breaches.append(_breach("freshness", TABLE, "online_lag_days", online_lag, config.freshness.online_lag_days,
                                 f"online store's newest as-of {freshness['online_newest_as_of']} is {online_lag} day(s) "
                                 f"behind the newest published {freshness['newest_as_of']}"))
     if freshness.get("online_users_sampled") and freshness.get("online_newest_as_of") is None:
-        breaches.append(_breach("freshness", TABLE, "online_lag_days", None, th.freshness.online_lag_days,
+        breaches.append(_breach("freshness", TABLE, "online_lag_days", None, config.freshness.online_lag_days,
                                 "the online store holds no row of the sampled users"))
     return breaches
 
@@ -232,7 +232,6 @@ def _summary(as_of: dt.date, reference: tuple[dt.date, dt.date], ref_dates: list
     ref_users = sum(per_date[d]["users"] for d in ref_dates) / n_ref if n_ref else None
     breaches: list[dict] = []
     features: dict[str, dict] = {}
-    th = config
     for name, drift in drifts.items():
         null_rate = cur[f"nulls__{name}"] / cur["rows"] if cur["rows"] else None
         ref_nulls = sum(per_date[d][f"nulls__{name}"] for d in ref_dates)
@@ -243,24 +242,24 @@ def _summary(as_of: dt.date, reference: tuple[dt.date, dt.date], ref_dates: list
                           "mean_change": _finite(drift.mean_change)}
         if not n_ref:
             continue  # no reference: drift and null-rate changes cannot be judged (reported in `reference`)
-        if drift.psi is not None and not math.isnan(drift.psi) and drift.psi >= th.drift.psi:
-            breaches.append(_breach("drift", name, "psi", drift.psi, th.drift.psi,
-                                    f"PSI {drift.psi:.3f} >= {th.drift.psi:g} against the reference"))
-        if drift.ks is not None and drift.ks >= th.drift.ks and drift.p_value < th.drift.p_value:
-            breaches.append(_breach("drift", name, "ks", drift.ks, th.drift.ks,
-                                    f"KS {drift.ks:.3f} >= {th.drift.ks:g} (p = {drift.p_value:.2g} < {th.drift.p_value:g})"))
+        if drift.psi is not None and not math.isnan(drift.psi) and drift.psi >= config.drift.psi:
+            breaches.append(_breach("drift", name, "psi", drift.psi, config.drift.psi,
+                                    f"PSI {drift.psi:.3f} >= {config.drift.psi:g} against the reference"))
+        if drift.ks is not None and drift.ks >= config.drift.ks and drift.p_value < config.drift.p_value:
+            breaches.append(_breach("drift", name, "ks", drift.ks, config.drift.ks,
+                                    f"KS {drift.ks:.3f} >= {config.drift.ks:g} (p = {drift.p_value:.2g} < {config.drift.p_value:g})"))
         change = drift.mean_change
-        if change is not None and abs(change) >= th.drift.mean_change:
-            breaches.append(_breach("drift", name, "mean_change", change, th.drift.mean_change,
+        if change is not None and abs(change) >= config.drift.mean_change:
+            breaches.append(_breach("drift", name, "mean_change", change, config.drift.mean_change,
                                     f"mean {drift.mean:.4g} vs reference {drift.reference_mean:.4g} ({change:+.1%})"))
-        if null_rate is not None and ref_null_rate is not None and null_rate - ref_null_rate >= th.completeness.null_rate_increase:
+        if null_rate is not None and ref_null_rate is not None and null_rate - ref_null_rate >= config.completeness.null_rate_increase:
             breaches.append(_breach("completeness", name, "null_rate_increase", null_rate - ref_null_rate,
-                                    th.completeness.null_rate_increase,
+                                    config.completeness.null_rate_increase,
                                     f"null rate {null_rate:.1%} vs reference {ref_null_rate:.1%}"))
     rows_change = cur["rows"] / ref_rows - 1 if ref_rows else None
     users_change = cur["users"] / ref_users - 1 if ref_users else None
-    for statistic, value, threshold, what in (("rows_change", rows_change, th.completeness.rows_change, "rows"),
-                                              ("users_change", users_change, th.completeness.users_change, "users with a row")):
+    for statistic, value, threshold, what in (("rows_change", rows_change, config.completeness.rows_change, "rows"),
+                                              ("users_change", users_change, config.completeness.users_change, "users with a row")):
         if value is not None and abs(value) >= threshold:
             breaches.append(_breach("completeness", TABLE, statistic, value, threshold,
                                     f"{what} at {as_of} {value:+.1%} against the reference mean per as-of"))

@@ -115,13 +115,9 @@ def check_parity(spark: SparkSession, sample: int = 1000) -> ParityResult:
     return result
 
 
-class ParityError(RuntimeError):
-    """The online store differs from the feature table (the first lines name users, features and values)."""
-
-
-def raise_on_mismatch(result: ParityResult) -> None:
-    if result.ok:
-        return
-    shown = "\n".join(str(m) for m in result.mismatches[:SHOWN])
-    more = f"\n... and {len(result.mismatches) - SHOWN} more" if len(result.mismatches) > SHOWN else ""
-    raise ParityError(f"{result.summary()}\n{shown}{more}")
+def mismatch_lines(result: ParityResult) -> list[str]:
+    """`user_id feature online=… offline=…` for the first SHOWN mismatches, then how many more there are."""
+    lines = [str(m) for m in result.mismatches[:SHOWN]]
+    if len(result.mismatches) > SHOWN:
+        lines.append(f"... and {len(result.mismatches) - SHOWN} more")
+    return lines

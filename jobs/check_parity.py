@@ -6,7 +6,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from featurepipe.parity import SHOWN, check_parity
+    from featurepipe.parity import SHOWN, check_parity, mismatch_lines
     from featurepipe.reports import write_step_report
     from featurepipe.steps import begin
 
@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     })
     print(result.summary())
     if not result.ok:
-        for mismatch in result.mismatches[:SHOWN]:
-            print(mismatch, file=sys.stderr)
+        for line in mismatch_lines(result):
+            print(line, file=sys.stderr)
         first = result.mismatches[0]
         print(f"check_parity: the online store differs from the feature table for "
               f"{len({m.user_id for m in result.mismatches})} of {result.users} sampled users, e.g. {first}", file=sys.stderr)
