@@ -26,5 +26,5 @@ user_purchase_features = FeatureView(
     source=user_purchase_source,
     online=True,
     description=USER_PURCHASE.description,
-    tags={"owner": "featurepipe", "as_of": "UTC midnight"},
+    tags={"owner": "featurepipe", "as_of": "UTC midnight", "version": str(USER_PURCHASE.version)},
 )

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from featurepipe.dates import AsOfRange, parse_date
+from featurepipe.parity import DEFAULT_SAMPLE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,10 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--start", type=parse_date, required=True)
     b.add_argument("--end", type=parse_date, required=True)
 
-    t = sub.add_parser("training-set", help="point-in-time correct training set via Feast")
-    t.add_argument("--entities", required=True, help="Parquet or CSV with user_id, event_timestamp, labels...")
-    t.add_argument("--out", required=True, help="output Parquet file")
-    _feature_args(t)
+    training_set_arguments(sub.add_parser("training-set", help="point-in-time correct training set via Feast, "
+                                                             "with a manifest to reproduce it"))
 
     o = sub.add_parser("online", help="online features, one JSON object per user")
     o.add_argument("--user-id", action="append", required=True, dest="user_ids")
@@ -53,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     pa = sub.add_parser("parity", help="online store vs the newest published Delta rows; exit 1 on a mismatch")
-    pa.add_argument("--sample", type=int, default=1000, help="users compared (all if fewer; default 1000)")
+    pa.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, help="users compared (all if fewer; default %(default)s)")
 
     sv = sub.add_parser("serve", help="Feast feature server (HTTP) over the online store")
     sv.add_argument("--host", default="127.0.0.1")
@@ -88,6 +87,29 @@ def _feature_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--features", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
                        help="comma-separated feature refs (name or view:name)")
     group.add_argument("--feature-service", help="a Feast feature service name")
+
+
+def training_set_arguments(t: argparse.ArgumentParser) -> None:
+    """`featurepipe training-set`'s options (also `jobs/training_set.py`'s, which runs it)."""
+    t.add_argument("--entities", help="Parquet or CSV with user_id, event_timestamp, labels...")
+    t.add_argument("--out", required=True, help="output Parquet file (its manifest: OUT.manifest.json)")
+    _feature_args(t)
+    at = t.add_mutually_exclusive_group()
+    at.add_argument("--as-of-version", type=int, help="read the feature table at this Delta version (default: the current one)")
+    at.add_argument("--as-of-timestamp", type=_utc_timestamp,
+                    help="read the feature table's newest version committed at or before this instant (ISO 8601)")
+    t.add_argument("--manifest", help="reproduce the training set this manifest describes (same entities, features "
+                                      "and version) into --out, and check it is byte-identical")
+
+
+def _warm_driver() -> str | None:
+    """Where `report`, `parity` and `training-set` run: the Spark server of FEATUREPIPE_SPARK_SERVER,
+    else this data dir's shared driver if a `run`/`backfill` left one running; None: in this process."""
+    import os
+
+    from featurepipe import shared_driver
+
+    return os.environ.get("FEATUREPIPE_SPARK_SERVER") or shared_driver.running()
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -169,32 +191,32 @@ def _backfill(args: argparse.Namespace) -> None:
     _print_run_summary(as_of)
 
 
-def _read_table(path: str):
-    import pandas as pd
+def _training_set(args: argparse.Namespace) -> int:
+    """`jobs/training_set.py` on a warm Spark driver when there is one (`_warm_driver`), else in this process."""
+    # the server has its own working directory: every path goes as an absolute one
+    argv = ["--out", str(Path(args.out).resolve())]
+    for name in ("entities", "manifest"):
+        if getattr(args, name):
+            argv += [f"--{name}", str(Path(getattr(args, name)).resolve())]
+    if args.features:
+        argv += ["--features", ",".join(args.features)]
+    if args.feature_service:
+        argv += ["--feature-service", args.feature_service]
+    if args.as_of_version is not None:
+        argv += ["--as-of-version", str(args.as_of_version)]
+    if args.as_of_timestamp is not None:
+        argv += ["--as-of-timestamp", args.as_of_timestamp.isoformat()]
+    url = _warm_driver()
+    if url:
+        from featurepipe.spark_server import run_step
 
-    file = Path(path)
-    if not file.exists():
-        raise FileNotFoundError(f"entity file not found: {path}")
-    if file.suffix.lower() == ".csv":
-        return pd.read_csv(file, dtype={"user_id": str})
-    if file.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(file)
-    raise ValueError(f"entity file must be .parquet or .csv: {path}")
-
-
-def _training_set(args: argparse.Namespace) -> None:
+        print(f"[training-set] on the Spark server {url}", flush=True)
+        return run_step(url, "training_set", argv, echo_err=lambda line: print(line, file=sys.stderr, flush=True))
+    import jobs.training_set
     from featurepipe.command_log import open_command_log
-    from featurepipe.feast_store import training_set
 
     print(f"[training-set] library output (Spark, Feast) goes to {open_command_log('training-set')}", flush=True)
-
-    entities = _read_table(args.entities)
-    print(f"[training-set] {len(entities)} entity rows from {args.entities}", flush=True)
-    result = training_set(entities, features=args.features, feature_service=args.feature_service)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.to_parquet(out, index=False)
-    print(f"[training-set] wrote {len(result)} rows x {len(result.columns)} columns to {out}")
+    return jobs.training_set.main(argv)
 
 
 def _online(args: argparse.Namespace) -> None:
@@ -214,9 +236,7 @@ def _online(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    """`jobs/check_features.py` on the Spark server when FEATUREPIPE_SPARK_SERVER is set, else in this process."""
-    import os
-
+    """`jobs/check_features.py` on a warm Spark driver when there is one (`_warm_driver`), else in this process."""
     from featurepipe.command_log import open_command_log
     from featurepipe.monitor_config import load_config
     from featurepipe.monitoring_output import latest_file
@@ -224,7 +244,7 @@ def _report(args: argparse.Namespace) -> None:
     config = load_config()  # a bad config fails before Spark starts
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else (lambda line: print(line, flush=True))
     job_args = ["--date", args.date.isoformat()] if args.date else []
-    url = os.environ.get("FEATUREPIPE_SPARK_SERVER")
+    url = _warm_driver()
     if url:
         from featurepipe.spark_server import run_step
 
@@ -255,18 +275,19 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _parity(args: argparse.Namespace) -> int:
+    """`jobs/parity.py` on a warm Spark driver when there is one (`_warm_driver`), else in this process."""
+    url = _warm_driver()
+    job_args = ["--sample", str(args.sample)]
+    if url:
+        from featurepipe.spark_server import run_step
+
+        print(f"[parity] on the Spark server {url}", flush=True)
+        return run_step(url, "parity", job_args, echo_err=lambda line: print(line, file=sys.stderr, flush=True))
+    import jobs.parity
     from featurepipe.command_log import open_command_log
-    from featurepipe.parity import check_parity, mismatch_lines
-    from featurepipe.spark import get_spark
 
     print(f"[parity] library output (Spark, Feast) goes to {open_command_log('parity')}", flush=True)
-    result = check_parity(get_spark("featurepipe-parity"), sample=args.sample)
-    print(result.summary())
-    if result.ok:
-        return 0
-    for line in mismatch_lines(result):
-        print(line, file=sys.stderr)
-    return 1
+    return jobs.parity.main(job_args)
 
 
 def _serve(args: argparse.Namespace) -> None:

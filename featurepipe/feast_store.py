@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 from urllib.parse import unquote, urlparse
 
-from featurepipe.settings import FEATURE_REPO_DIR, Settings, get_settings
+from featurepipe.settings import FEATURE_REPO_DIR, JARS_DIR, Settings, get_settings
 from featurepipe.spec import USER_PURCHASE, Dtype
 
 if TYPE_CHECKING:
@@ -70,6 +70,11 @@ def feast_env(settings: Settings | None = None, redact: bool = False) -> dict[st
     return {
         "FEATUREPIPE_FEAST_REGISTRY": str(settings.feast_dir / "registry.db"),
         "FEATUREPIPE_FEAST_ONLINE_STORE": json.dumps(online),
+        # the session plain Feast starts (feature_store.yaml's spark_conf): our master and Delta JARs,
+        # and Spark's Python workers on this interpreter (the one with pyspark), not the first on PATH
+        "FEATUREPIPE_SPARK_MASTER": settings.spark_master,
+        "FEATUREPIPE_SPARK_JARS": ",".join(sorted(str(p) for p in JARS_DIR.glob("*.jar"))),
+        "PYSPARK_PYTHON": sys.executable,
     }
 
 
@@ -111,7 +116,9 @@ def _definition_hash(store: FeatureStore) -> str:
     digest = hashlib.sha256()
     for path in sorted(FEATURE_REPO_DIR.glob("*.py")) + [FEATURE_REPO_DIR / "feature_store.yaml"]:
         digest.update(path.name.encode() + path.read_bytes())
-    digest.update(json.dumps(feast_env(), sort_keys=True).encode())
+    # what reaches the registry: the registry and online-store settings, not the Spark session's
+    stores = {k: v for k, v in feast_env().items() if k.startswith("FEATUREPIPE_FEAST_")}
+    digest.update(json.dumps(stores, sort_keys=True).encode())
     from featurepipe import lake
 
     digest.update(lake.table_path(lake.FEATURES).encode())
@@ -190,16 +197,18 @@ def _feature_names(store: FeatureStore, selection) -> list[str]:
 _PANDAS_DTYPES = {Dtype.INT64: "Int64", Dtype.FLOAT64: "float64", Dtype.STRING: "object"}
 
 
-def training_set(entities: pd.DataFrame, features: list[str] | None = None, feature_service: str | None = None) -> pd.DataFrame:
-    """Point-in-time correct features for each entity row (SPEC §4); entity columns come back unchanged, in order."""
+def training_set(entities: pd.DataFrame, features: list[str] | None = None, feature_service: str | None = None,
+                 as_of_version: int | None = None) -> pd.DataFrame:
+    """Point-in-time correct features for each entity row (SPEC §4); entity columns come back unchanged, in order.
+
+    `as_of_version`: read the feature table as it was at that Delta version (SPEC §7;
+    `featurepipe.training_sets.resolve_version` turns a timestamp into one)."""
     import pandas as pd
 
     from featurepipe import lake
     from featurepipe.spark import fit_codegen, get_spark
 
-    for column in (USER_PURCHASE.join_key, "event_timestamp"):
-        if column not in entities.columns:
-            raise ValueError(f"the entity table needs a {column!r} column (it has {', '.join(map(str, entities.columns))})")
+    check_entities(entities)
     spark = get_spark("featurepipe-training-set")  # Feast reuses the active, Delta-enabled session
     fit_codegen(spark, lake.table_bytes(spark, lake.FEATURES))
     store = get_store()
@@ -214,17 +223,61 @@ def training_set(entities: pd.DataFrame, features: list[str] | None = None, feat
             "event_timestamp": _utc(entities["event_timestamp"]).reset_index(drop=True),
         }
     )
-    with feast_session(spark):
+    with feast_session(spark), _feature_table_at(as_of_version):
         result = store.get_historical_features(entity_df=query, features=selection).to_df()
     # Feast returns rows in its own order and widens Int64-with-nulls to float: restore both
     result = result.set_index(ENTITY_ROW).reindex(range(len(entities)))
     out = entities.copy()
+    defaults = no_history_values(names)
     for name in names:
         values = pd.Series(result[name].to_numpy(), index=out.index)
+        if defaults[name] is not None:
+            # no feature row at or before the row's timestamp: the no-history value (SPEC §4). A
+            # stored row never holds a null number (the feature suite checks it), so a null is that.
+            values = values.fillna(defaults[name])
         dtype = _PANDAS_DTYPES[USER_PURCHASE.feature(name).dtype]
         # strings: None (not NaN) where there is no value
         out[name] = values.astype(dtype) if dtype != "object" else values.astype(object).where(values.notna(), None)
     return out
+
+
+def check_entities(entities: pd.DataFrame) -> None:
+    """ValueError naming what an entity table lacks (before any Spark work)."""
+    for column in (USER_PURCHASE.join_key, "event_timestamp"):
+        if column not in entities.columns:
+            raise ValueError(f"the entity table needs a {column!r} column (it has {', '.join(map(str, entities.columns))})")
+
+
+@contextlib.contextmanager
+def _feature_table_at(version: int | None) -> Iterator[None]:
+    """Inside, Feast reads the feature table at Delta `version`: `versionAsOf` joins the reader
+    options of its source (the DeltaFormat's properties) for the reads Feast makes.
+
+    Feast builds its feature views afresh from the registry for every retrieval, so the option is
+    added where its Spark source loads the table; every other source loads as Feast does."""
+    if version is None:
+        yield
+        return
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+    from featurepipe import lake
+
+    path = lake.table_path(lake.FEATURES)
+    load = SparkSource._load_dataframe_from_path
+
+    def at_version(source: SparkSource, spark_session):
+        if source.path != path or source.table_format is None:
+            return load(source, spark_session)
+        reader = spark_session.read.format(source.table_format.format_type.value)
+        for key, value in {**source.table_format.properties, "versionAsOf": str(version)}.items():
+            reader = reader.option(key, value)
+        return reader.load(source.path)
+
+    SparkSource._load_dataframe_from_path = at_version
+    try:
+        yield
+    finally:
+        SparkSource._load_dataframe_from_path = load
 
 
 def _utc(series: pd.Series) -> pd.Series:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 REL_TOLERANCE = 1e-9
 SHOWN = 10  # mismatches named in the error
+DEFAULT_SAMPLE = 1000  # users compared by the pipeline's check and `featurepipe parity`
 
 
 class NothingMaterialized(RuntimeError):
@@ -85,7 +86,7 @@ def equal(a, b) -> bool:
     return a == b
 
 
-def check_parity(spark: SparkSession, sample: int = 1000) -> ParityResult:
+def check_parity(spark: SparkSession, sample: int = DEFAULT_SAMPLE) -> ParityResult:
     """Compare every feature (and the row's as-of) of up to `sample` users; the result lists every difference."""
     from featurepipe import bookkeeping, lake
     from featurepipe.feast_store import online_features

@@ -148,6 +148,18 @@ def ensure(timeout_s: float = 300) -> str:
         return _start(want, timeout_s)
 
 
+def running() -> str | None:
+    """The URL of this data dir's shared driver if one runs what this code and these settings would
+    start, else None: for commands that use a warm driver but never start one (`report`, `parity`,
+    `training-set` after a `run` or `backfill`)."""
+    if os.environ.get("FEATUREPIPE_STEP_RUNNER"):
+        return None
+    state = read_state()
+    if state and alive(int(state["pid"])) and state.get("fingerprint") == fingerprint():
+        return state["url"]
+    return None
+
+
 def _start(want: str, timeout_s: float) -> str:
     from featurepipe.spark_server import ping
 

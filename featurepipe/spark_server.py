@@ -37,6 +37,7 @@ ENV_PREFIXES = ("FEATUREPIPE_", "AWS_", "REDIS_", "GX_")
 SERVER_ONLY = {"FEATUREPIPE_SPARK_MASTER", "FEATUREPIPE_SPARK_DRIVER_MEMORY", "FEATUREPIPE_JVM_OPTS", "FEATUREPIPE_SPARK_SERVER",
                "FEATUREPIPE_LOG_FILE"}
 _EXIT = "\x00exit "  # the last line of a response: the step's exit status
+_ERR = "\x00err "  # a line the step wrote to stderr (a command shows it there)
 
 
 class SparkServerError(RuntimeError):
@@ -62,8 +63,10 @@ def _address(url: str) -> tuple[str, int]:
 
 
 def run_step(url: str, job: str, argv: list[str], echo: Callable[[str], None] = print,
-             env: dict[str, str] | None = None) -> int:
-    """Run `jobs/<job>.py main(argv)` on the server at `url`; its output goes to `echo`; returns its exit status."""
+             env: dict[str, str] | None = None, echo_err: Callable[[str], None] | None = None) -> int:
+    """Run `jobs/<job>.py main(argv)` on the server at `url`; returns its exit status.
+
+    Its output goes to `echo`, the lines it wrote to stderr to `echo_err` (default: `echo` too)."""
     import socket
 
     host, port = _address(url)
@@ -80,7 +83,10 @@ def run_step(url: str, job: str, argv: list[str], echo: Callable[[str], None] = 
             line = raw.rstrip("\n")
             if line.startswith(_EXIT):
                 return int(line[len(_EXIT):])
-            echo(line)
+            if line.startswith(_ERR):
+                (echo_err or echo)(line[len(_ERR):])
+            else:
+                echo(line)
     raise SparkServerError(f"Spark server {url} closed the connection before {job} ended (did the server stop?)")
 
 
@@ -213,12 +219,12 @@ class StepServer(socketserver.TCPServer):
 
         from featurepipe.spark import get_spark
 
-        writer = _LineWriter(send)
+        writer, errors = _LineWriter(send), _LineWriter(lambda line: send(_ERR + line))
         began = time.time()
         self.busy = True
         print(f"[spark-server] {job} {' '.join(argv)}", flush=True)
         try:
-            with _environment(env), contextlib.redirect_stdout(writer), contextlib.redirect_stderr(writer):
+            with _environment(env), contextlib.redirect_stdout(writer), contextlib.redirect_stderr(errors):
                 try:
                     code = importlib.import_module(f"jobs.{job}").main(argv)
                 except SystemExit as exc:  # argparse errors
@@ -228,6 +234,7 @@ class StepServer(socketserver.TCPServer):
                     code = 1
                 finally:
                     writer.flush()
+                    errors.flush()
         finally:
             get_spark().catalog.clearCache()  # steps cache what they reuse; nothing outlives a step
             self.busy, self.last_active = False, time.time()

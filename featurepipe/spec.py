@@ -140,9 +140,14 @@ class FeatureGroup:
     source: Source
     aggregations: tuple[Aggregation, ...]
     description: str = ""
+    # bumped with every change of what the group computes (CHANGELOG.md; featurepipe/versions.py
+    # fails the tests when the definition changes under the same version)
+    version: int = 1
 
     def __post_init__(self) -> None:
         where = f"FeatureGroup {self.name!r}"
+        if not isinstance(self.version, int) or isinstance(self.version, bool) or self.version < 1:
+            raise SpecError(f"{where}: version must be a whole number >= 1, got {self.version!r}")
         if not self.aggregations:
             raise SpecError(f"{where}: declares no aggregation")
         columns = {c.name: c for c in self.source.columns}
@@ -221,4 +226,8 @@ USER_PURCHASE = FeatureGroup(
         Aggregation("max_purchase", Op.MAX, windows=(90,), column="amount"),
         Aggregation("favorite_category", Op.MODE, windows=(90,), column="category", window_suffix=False),
     ),
+    version=1,
 )
+
+# every feature group, in the order the pipeline computes them
+GROUPS = (USER_PURCHASE,)

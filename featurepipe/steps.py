@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 # the pipeline's steps, in order; each is jobs/<step>.py (the DAGs chain them, the Spark server
 # runs them, `featurepipe run` checks each ran)
 STEPS = ("validate_raw", "compute_features", "validate_features", "publish", "materialize", "check_parity")
-# every entry point in `jobs/` a runner may start: the steps, and the monitoring DAG's check
-JOBS = (*STEPS, "check_features")
+# every entry point in `jobs/` a runner may start: the steps, the monitoring DAG's check, and what
+# `featurepipe report`, `parity` and `training-set` send to the Spark server
+JOBS = (*STEPS, "check_features", "parity", "training_set")
 
 
 @dataclass(frozen=True)

@@ -379,12 +379,13 @@ def reference_features(raw_transactions_dir: str | Path, start: date, end: date)
 # --- §4 point-in-time join ---------------------------------------------------------------
 
 
-def point_in_time(features: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:
+def point_in_time(features: pd.DataFrame, entities: pd.DataFrame, no_history: bool = False) -> pd.DataFrame:
     """For each entity row: the latest feature row of its user with T <= event_timestamp.
 
     Entity `event_timestamp` may be tz-aware (any zone) or naive (= UTC). No TTL limit.
     Output: the entity frame unchanged (same order, index, columns and dtypes) plus the
-    feature columns; with no matching row counts are <NA> (Int64), floats NaN, category None.
+    feature columns; with no matching row counts are <NA> (Int64), floats NaN, category None,
+    or with `no_history` what SPEC §4 gives such a row: counts 0, floats 0.0, category None.
     """
     clash = [c for c in FEATURE_COLUMNS if c in entities.columns]
     if clash:
@@ -406,6 +407,8 @@ def point_in_time(features: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFram
             i = bisect.bisect_right(times, t)  # times[:i] <= t
             if i:
                 hit = records[i - 1]
+        if hit is None and no_history:
+            hit = {**{c: 0 for c in COUNT_FEATURES}, **{c: 0.0 for c in FLOAT_FEATURES}, "favorite_category": None}
         picked.append(hit)
 
     out = entities.copy()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,11 @@ def test_quarantine_holds_every_bad_row_with_a_reason(backfilled: Path, spark) -
     assert quarantined["as_of"].notna().all()
 
 
-def test_training_set_is_point_in_time_correct(backfilled: Path, expected: pd.DataFrame, tmp_path: Path) -> None:
+def test_training_set_is_point_in_time_correct(backfilled: Path, expected: pd.DataFrame, spark) -> None:
+    import hashlib
+
+    from featurepipe import lake
+
     rng = np.random.default_rng(5)
     users = sorted(expected["user_id"].unique())
     n = 60
@@ -74,20 +79,28 @@ def test_training_set_is_point_in_time_correct(backfilled: Path, expected: pd.Da
     ts[::4] = ts[::4].dt.floor("D")  # exactly at a midnight: that day's row
     ts[1::4] = ts[1::4].dt.floor("D") - pd.Timedelta(microseconds=1)  # 1 µs before: the previous day's
     entities = pd.DataFrame({
-        "user_id": rng.choice(users + ["u9999"], n),  # an unknown user gets nulls
+        "user_id": rng.choice(users + ["u9999"], n),  # an unknown user: the no-history values (SPEC §4)
         "event_timestamp": ts,
         "label": rng.integers(0, 2, n),
         "note": [f"row{i}" for i in range(n)],
     })
-    entities_path, out_path = tmp_path / "entities.parquet", tmp_path / "training.parquet"
+    # kept in the data dir: the last test reproduces it from its manifest after later runs changed the table
+    entities_path, out_path = backfilled / "training" / "entities.parquet", backfilled / "training" / "first.parquet"
+    entities_path.parent.mkdir(exist_ok=True)
     entities.to_parquet(entities_path, index=False)
     run_cli(backfilled, "training-set", "--entities", str(entities_path), "--out", str(out_path))
     result = pd.read_parquet(out_path)
+    manifest = json.loads((backfilled / "training" / "first.parquet.manifest.json").read_text())
+    assert manifest["delta_version"] == lake.table_version(spark, lake.FEATURES)
+    assert manifest["table"] == lake.table_path(lake.FEATURES) and manifest["entity_rows"] == n
+    assert manifest["sha256"] == hashlib.sha256(out_path.read_bytes()).hexdigest()
+    assert manifest["features"] is None and manifest["feature_service"] is None  # every feature
+    assert manifest["command"][-2:] == ["--as-of-version", str(manifest["delta_version"])]
 
     # entity columns unchanged, in order, then one column per feature named as in SPEC §3
     assert list(result.columns) == list(entities.columns) + FEATURE_COLUMNS
     pd.testing.assert_frame_equal(result[entities.columns], entities, check_dtype=False)
-    want = point_in_time(expected, entities)
+    want = point_in_time(expected, entities, no_history=True)
     for name in COUNT_FEATURES:
         assert str(result[name].dtype) == "Int64"
         pd.testing.assert_series_equal(result[name], want[name].astype("Int64"), check_names=False)
@@ -96,7 +109,9 @@ def test_training_set_is_point_in_time_correct(backfilled: Path, expected: pd.Da
     assert [v if isinstance(v, str) else None for v in result["favorite_category"]] == [
         v if isinstance(v, str) else None for v in want["favorite_category"]
     ]
-    assert result.loc[entities["user_id"] == "u9999", "transactions_30d"].isna().all()
+    unknown = result[entities["user_id"] == "u9999"]
+    assert len(unknown) and (unknown["transactions_30d"] == 0).all() and (unknown["total_spent_90d"] == 0.0).all()
+    assert unknown["favorite_category"].isna().all()
 
 
 def test_training_set_with_a_feature_service_and_a_bad_input(backfilled: Path, tmp_path: Path, spark) -> None:
@@ -111,6 +126,62 @@ def test_training_set_with_a_feature_service_and_a_bad_input(backfilled: Path, t
     bad = run_cli(backfilled, "training-set", "--entities", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "x.parquet"), check=False)
     assert bad.returncode != 0
     assert "user_id" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+PLAIN_FEAST = """
+import sys
+
+import pandas as pd
+from feast import FeatureStore
+
+store = FeatureStore(repo_path="feature_repo")
+service = store.get_feature_service("user_purchase_all")
+entities = pd.read_parquet(sys.argv[1])
+store.get_historical_features(entity_df=entities, features=service).to_df().to_parquet(sys.argv[2])
+rows = [{"user_id": user} for user in entities["user_id"]]
+pd.DataFrame(store.get_online_features(features=service, entity_rows=rows).to_dict()).to_parquet(sys.argv[3])
+"""
+
+
+def test_plain_feast_after_feast_env_equals_featurepipe(backfilled: Path, expected: pd.DataFrame, tmp_path: Path) -> None:
+    """A data scientist's own Python (importing only feast and pandas) and the `feast` CLI, after
+    `eval "$(featurepipe feast-env)"` from the project root: Feast starts its own Spark session from
+    feature_store.yaml, with Delta, and gives what featurepipe gives."""
+    import subprocess
+    import sys
+
+    from cli_helpers import CLI, cli_env
+    from featurepipe.feast_store import training_set
+    from featurepipe.settings import PROJECT_ROOT
+
+    # rows with history (plain Feast gives nulls where featurepipe gives the no-history values, SPEC §4)
+    rows = expected.drop_duplicates("user_id").head(8)
+    users = list(rows["user_id"])
+    when = pd.to_datetime(rows["event_timestamp"], utc=True).reset_index(drop=True)
+    entities = pd.DataFrame({"user_id": users, "event_timestamp": when + pd.to_timedelta([3 * i for i in range(len(users))], unit="h")})
+    entities.to_parquet(tmp_path / "entities.parquet")
+    (tmp_path / "mine.py").write_text(PLAIN_FEAST)
+    venv = Path(sys.executable).parent
+    shell = (f'eval "$({CLI} feast-env)" && {venv / "python"} {tmp_path / "mine.py"} {tmp_path / "entities.parquet"} '
+             f'{tmp_path / "training.parquet"} {tmp_path / "online.parquet"} && {venv / "feast"} -c feature_repo feature-views list')
+    env = {k: v for k, v in cli_env(backfilled).items() if k != "FEATUREPIPE_SPARK_SERVER"}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != venv)  # no venv on PATH
+    out = subprocess.run(["bash", "-c", shell], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "user_purchase_features" in out.stdout  # `feast feature-views list`
+
+    ours = training_set(entities)
+    theirs = pd.read_parquet(tmp_path / "training.parquet").sort_values("user_id", ignore_index=True)
+    for name in FEATURE_COLUMNS:
+        if name in COUNT_FEATURES:
+            assert theirs[name].astype("Int64").tolist() == ours[name].tolist(), name
+        elif name in FLOAT_FEATURES:
+            np.testing.assert_allclose(theirs[name].to_numpy(float), ours[name].to_numpy(float), rtol=1e-12, err_msg=name)
+        else:
+            assert theirs[name].tolist() == ours[name].tolist(), name
+    online = pd.read_parquet(tmp_path / "online.parquet").set_index("user_id")
+    for user, row in online_now(users).items():
+        assert {k: online.loc[user, k] for k in FEATURE_COLUMNS} == pytest.approx({k: row[k] for k in FEATURE_COLUMNS}), user
 
 
 def test_online_store_sqlite_serves_the_latest_row(backfilled: Path, expected: pd.DataFrame) -> None:
@@ -413,3 +484,43 @@ def test_a_late_event_is_repaired_in_the_table_and_in_redis_for_the_same_as_of(
     after = online_now([user], **redis)
     assert after[user]["max_purchase_90d"] == 9999.0 != before["max_purchase_90d"]
     assert_online_is_latest(after, wanted)
+
+
+def test_a_training_set_is_reproduced_from_its_manifest_after_a_run_changed_the_table(backfilled: Path, spark,
+                                                                                     tmp_path: Path) -> None:
+    """The late-event test's run changed u0003's values; the first training set (test_training_set_is_point_in_time_correct)
+    is reproduced byte for byte from its manifest, and an older version gives the older values."""
+    from featurepipe import lake
+    from featurepipe.training_sets import table_versions
+
+    first = backfilled / "training" / "first.parquet"
+    manifest = json.loads(first.with_name("first.parquet.manifest.json").read_text())
+    current = lake.table_version(spark, lake.FEATURES)
+    assert current > manifest["delta_version"], "no run changed the table since the first training set"
+    again = tmp_path / "again.parquet"
+    out = run_cli(backfilled, "training-set", "--manifest", str(first) + ".manifest.json", "--out", str(again))
+    assert "reproduced: byte-identical" in out.stdout
+    assert again.read_bytes() == first.read_bytes()
+
+    # u0003 at END + 12 h: 9999.0 (the late event) now, the value before it at the first version
+    entities = tmp_path / "u0003.csv"
+    pd.DataFrame({"user_id": ["u0003"], "event_timestamp": [f"{END}T12:00:00Z"]}).to_csv(entities, index=False)
+    committed = dict(table_versions(spark, lake.FEATURES))[manifest["delta_version"]]
+    reads = {}
+    for label, pin in [("now", []), ("version", ["--as-of-version", str(manifest["delta_version"])]),
+                       ("timestamp", ["--as-of-timestamp", (committed + dt.timedelta(milliseconds=1)).isoformat()])]:
+        path = tmp_path / f"{label}.parquet"
+        run_cli(backfilled, "training-set", "--entities", str(entities), "--out", str(path), "--feature-service", "user_spend_v1", *pin)
+        reads[label] = (pd.read_parquet(path)["max_purchase_90d"].item(),
+                        json.loads(Path(f"{path}.manifest.json").read_text())["delta_version"])
+    assert reads["now"] == (9999.0, current)
+    assert reads["version"] == reads["timestamp"] and reads["version"][0] != 9999.0
+    assert reads["version"][1] == manifest["delta_version"]
+
+    # bad input: one line naming what is wrong
+    for args, wanted in [(["--entities", str(entities), "--as-of-version", "999"], "no version 999"),
+                         (["--entities", str(entities), "--feature-service", "nope"], "nope"),
+                         (["--manifest", str(first) + ".manifest.json", "--entities", str(entities)], "--manifest takes only --out")]:
+        bad = run_cli(backfilled, "training-set", *args, "--out", str(tmp_path / "bad.parquet"), check=False)
+        assert bad.returncode != 0 and wanted in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+

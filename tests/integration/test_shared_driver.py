@@ -30,6 +30,7 @@ def test_runs_share_one_driver_until_its_settings_change_and_it_stops_when_idle(
     first = shared_driver.read_state()
     assert url and ping(url) and first["url"] == url and alive(first["pid"])
     assert "starting the shared Spark driver" in capsys.readouterr().out
+    assert shared_driver.running() == url  # what `report`, `parity` and `training-set` then use
 
     assert shared_driver.for_cli_run() == url  # the next run reuses it
     assert shared_driver.read_state()["pid"] == first["pid"]
@@ -38,6 +39,7 @@ def test_runs_share_one_driver_until_its_settings_change_and_it_stops_when_idle(
     # another session setting: the old driver would run with the wrong one, so it is replaced;
     # the new one stops after 6 idle seconds
     monkeypatch.setenv("FEATUREPIPE_SHUFFLE_PARTITIONS", "3")
+    assert shared_driver.running() is None  # nor does a command use it meanwhile
     monkeypatch.setenv("FEATUREPIPE_SPARK_SERVER_IDLE_MINUTES", "0.1")
     second_url = shared_driver.for_cli_run()
     second = shared_driver.read_state()
@@ -49,7 +51,7 @@ def test_runs_share_one_driver_until_its_settings_change_and_it_stops_when_idle(
     while alive(second["pid"]) and time.time() < deadline:
         time.sleep(1)
     assert not alive(second["pid"]), "the idle shared driver did not stop"
-    assert shared_driver.read_state() is None
+    assert shared_driver.read_state() is None and shared_driver.running() is None
     assert "no step for 0.1 minutes: stopping" in (data_dir / "spark-server" / "server.log").read_text()
 
 

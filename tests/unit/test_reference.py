@@ -561,3 +561,16 @@ def test_point_in_time_naive_and_other_timezones():
     )
     out = point_in_time(feats, entities)
     assert list(out["transactions_7d"]) == [2, 1]
+
+
+def test_point_in_time_with_no_history_gives_the_empty_window_values():
+    feats = _features_for_pit()  # user u, rows from T = 2025-03-01
+    entities = pd.DataFrame({"user_id": ["u", "u", "ghost"],
+                             "event_timestamp": pd.to_datetime(["2025-02-28T12:00:00Z", "2025-03-02T06:00:00Z",
+                                                                "2025-03-02T06:00:00Z"], format="ISO8601")})
+    plain = point_in_time(feats, entities)
+    assert plain["transactions_7d"].isna().tolist() == [True, False, True]
+    filled = point_in_time(feats, entities, no_history=True)
+    assert filled["transactions_7d"].tolist() == [0, 2, 0]
+    assert filled["total_spent_90d"].tolist()[::2] == [0.0, 0.0] and filled["avg_basket_size_30d"].tolist()[::2] == [0.0, 0.0]
+    assert filled["favorite_category"].tolist()[::2] == [None, None]
