@@ -153,10 +153,18 @@ def ensure_applied(store: FeatureStore) -> bool:
     # server) must import them again for the current settings, not reuse an earlier request's
     for module in [p.stem for p in FEATURE_REPO_DIR.glob("*.py")]:
         sys.modules.pop(module, None)
+    # apply_total imports them from inside the repo folder: the default data dir (`./data`, resolved
+    # against the working directory) must already be absolute, or the source points under feature_repo/
+    given = os.environ.get("FEATUREPIPE_DATA_DIR")
+    os.environ["FEATUREPIPE_DATA_DIR"] = str(settings.data_dir)
     try:
         apply_total(store.config, FEATURE_REPO_DIR, skip_source_validation=True)
     finally:
         os.chdir(cwd)  # apply_total changes directory
+        if given is None:
+            os.environ.pop("FEATUREPIPE_DATA_DIR", None)
+        else:
+            os.environ["FEATUREPIPE_DATA_DIR"] = given
     marker.write_text(wanted + "\n")
     return True
 

@@ -41,3 +41,17 @@ def test_a_write_killed_before_its_rename_leaves_the_previous_registry(tmp_path:
 def test_the_feature_repo_uses_the_atomic_store() -> None:
     config = yaml.safe_load((FEATURE_REPO_DIR / "feature_store.yaml").read_text())
     assert config["registry"]["registry_store_type"] == "featurepipe.feast_registry.AtomicFileRegistryStore"
+
+
+def test_the_default_data_dir_reaches_the_registry_as_an_absolute_path(tmp_path: Path, monkeypatch) -> None:
+    """Without FEATUREPIPE_DATA_DIR the data dir is `./data` of the working directory; Feast's apply
+    imports the repo from inside feature_repo/, where `./data` would mean feature_repo/data."""
+    from featurepipe.feast_store import ensure_applied, get_store
+
+    for name in [k for k in os.environ if k.startswith("FEATUREPIPE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    assert ensure_applied(get_store())
+    assert os.getcwd() == str(tmp_path) and "FEATUREPIPE_DATA_DIR" not in os.environ
+    source = get_store().get_feature_view("user_purchase_features").batch_source
+    assert source.path == str(tmp_path / "data" / "lake" / "features" / "user_purchase_features")
