@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from feast import FeatureService
 
-from feature_views import user_purchase_features
+from feature_views import user_purchase_features, user_purchase_on_demand
 
 # everything we compute for a user
 user_purchase_all = FeatureService(
@@ -22,4 +22,18 @@ user_spend_v1 = FeatureService(
         ]
     ],
     description="Recent spend for the spend model (v1)",
+)
+
+# v2 of the spend model: v1's features plus the purchase's amount against the user's average
+# basket (on demand: a training set needs an `amount` column, an online read an `amount` value).
+# v1 stays served beside it for the models trained on it.
+user_spend_v2 = FeatureService(
+    name="user_spend_v2",
+    features=[
+        user_purchase_features[
+            ["transactions_30d", "total_spent_30d", "avg_basket_size_30d", "max_purchase_90d"]
+        ],
+        user_purchase_on_demand[["amount_vs_avg_basket_30d"]],
+    ],
+    description="Recent spend and the purchase against the average basket (v2)",
 )

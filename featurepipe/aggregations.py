@@ -34,6 +34,7 @@ class Dtype(str, Enum):
     INT64 = "Int64"
     FLOAT64 = "Float64"
     STRING = "String"
+    BOOL = "Bool"  # on-demand features only (spec.OnDemandFeature); no aggregation yields it
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     _feature_args(o)
     o.add_argument("--with-status", action="store_true",
                    help='add "as_of" (the row\'s as-of, UTC) and "status": fresh, stale or missing (SPEC §6)')
-    o.add_argument("--now", type=_utc_timestamp, help="the instant ages are measured at (ISO 8601; default: now)")
+    o.add_argument("--request", action="append", type=_request_value, default=[], metavar="NAME=VALUE",
+                   help="a request value of the on-demand features, the same for every user (e.g. amount=42.5)")
+    o.add_argument("--now", type=_utc_timestamp,
+                   help="the request's instant: on-demand features' event_timestamp and the age of --with-status "
+                        "(ISO 8601; default: now)")
 
     rp = sub.add_parser("report", help="monitoring of an as-of date: drift, completeness, freshness (HTML + JSON)")
     rp.add_argument("--date", type=parse_date, help="as-of date (default: the newest published)")
@@ -80,6 +84,13 @@ def _utc_timestamp(text: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r} (e.g. 2025-03-04T12:00:00Z)") from None
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def _request_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"not NAME=VALUE: {text!r} (e.g. amount=42.5)")
+    return name.strip(), value.strip()
 
 
 def _feature_args(p: argparse.ArgumentParser) -> None:
@@ -228,9 +239,11 @@ def _online(args: argparse.Namespace) -> None:
     if args.with_status:
         from featurepipe.staleness import online_with_status
 
-        rows = online_with_status(args.user_ids, features=args.features, feature_service=args.feature_service, now=args.now)
+        rows = online_with_status(args.user_ids, features=args.features, feature_service=args.feature_service,
+                                  now=args.now, request=dict(args.request))
     else:
-        rows = online_features(args.user_ids, features=args.features, feature_service=args.feature_service)
+        rows = online_features(args.user_ids, features=args.features, feature_service=args.feature_service,
+                               request=dict(args.request), now=args.now)
     for row in rows:
         print(json.dumps(row, default=str))
 
@@ -292,12 +305,16 @@ def _parity(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> None:
     from featurepipe.command_log import open_command_log
-    from featurepipe.feast_store import get_store, require_registry
+    from featurepipe.feast_store import ensure_applied, get_store, require_registry
+    from featurepipe.serving import serve
 
     require_registry()
     print(f"[serve] library output goes to {open_command_log('serve')}", flush=True)
-    print(f"[serve] Feast feature server on http://{args.host}:{args.port} (POST /get-online-features)", flush=True)
-    get_store().serve(host=args.host, port=args.port, type_="http", no_access_log=True)
+    print(f"[serve] Feast feature server on http://{args.host}:{args.port} (POST /get-online-features; "
+          f"users without history get the no-history values)", flush=True)
+    store = get_store()
+    ensure_applied(store)
+    serve(store, args.host, args.port)
 
 
 def _ui(args: argparse.Namespace) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 from urllib.parse import unquote, urlparse
 
 from featurepipe.settings import FEATURE_REPO_DIR, JARS_DIR, Settings, get_settings
-from featurepipe.spec import USER_PURCHASE, Dtype
+from featurepipe.spec import USER_PURCHASE, USER_PURCHASE_ON_DEMAND, Dtype
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,6 +123,10 @@ def _definition_hash(store: FeatureStore) -> str:
 
     digest.update(lake.table_path(lake.FEATURES).encode())
     digest.update(repr(USER_PURCHASE).encode())
+    from featurepipe.versions import fingerprint
+
+    # the on-demand view's code is featurepipe.on_demand's (its functions' reprs vary per process)
+    digest.update(fingerprint(USER_PURCHASE_ON_DEMAND).encode())
     return digest.hexdigest()
 
 
@@ -144,7 +148,8 @@ def ensure_applied(store: FeatureStore) -> bool:
         return False
     if online_missing and registry.exists():
         registry.unlink()
-    print(f"[feast] applying feature definitions from {FEATURE_REPO_DIR}")
+    # on stderr, with Feast's own account of the apply: `featurepipe online` prints JSON lines only
+    print(f"[feast] applying feature definitions from {FEATURE_REPO_DIR}", file=sys.stderr, flush=True)
     cwd = os.getcwd()
     # the repo's modules import each other by name (entities, data_sources, ...), as under `feast apply`
     if str(FEATURE_REPO_DIR) not in sys.path:
@@ -158,7 +163,8 @@ def ensure_applied(store: FeatureStore) -> bool:
     given = os.environ.get("FEATUREPIPE_DATA_DIR")
     os.environ["FEATUREPIPE_DATA_DIR"] = str(settings.data_dir)
     try:
-        apply_total(store.config, FEATURE_REPO_DIR, skip_source_validation=True)
+        with contextlib.redirect_stdout(sys.stderr):
+            apply_total(store.config, FEATURE_REPO_DIR, skip_source_validation=True)
     finally:
         os.chdir(cwd)  # apply_total changes directory
         if given is None:
@@ -186,13 +192,17 @@ def resolve_features(store: FeatureStore, features: list[str] | None, feature_se
             raise FeatureRefError(f"unknown feature service {feature_service!r} (known: {names})") from exc
     if not features:
         return [f"{USER_PURCHASE.name}:{name}" for name in USER_PURCHASE.feature_names]
+    views = {g.name: g.feature_names for g in (USER_PURCHASE, USER_PURCHASE_ON_DEMAND)}
     refs = []
     for item in features:
-        ref = item if ":" in item else f"{USER_PURCHASE.name}:{item}"
-        view, name = ref.split(":", 1)
-        if view == USER_PURCHASE.name and name not in USER_PURCHASE.feature_names:
-            raise FeatureRefError(f"unknown feature {name!r}; {view} has {', '.join(USER_PURCHASE.feature_names)}")
-        refs.append(ref)
+        # a bare name is a stored feature, or an on-demand one
+        default = USER_PURCHASE_ON_DEMAND.name if item in views[USER_PURCHASE_ON_DEMAND.name] else USER_PURCHASE.name
+        view, name = item.split(":", 1) if ":" in item else (default, item)
+        if view not in views:
+            raise FeatureRefError(f"unknown feature view {view!r} in {item!r} (known: {', '.join(views)})")
+        if name not in views[view]:
+            raise FeatureRefError(f"unknown feature {name!r}; {view} has {', '.join(views[view])}")
+        refs.append(f"{view}:{name}")
     return refs
 
 
@@ -202,7 +212,34 @@ def _feature_names(store: FeatureStore, selection) -> list[str]:
     return [f.name for projection in selection.feature_view_projections for f in projection.features]
 
 
-_PANDAS_DTYPES = {Dtype.INT64: "Int64", Dtype.FLOAT64: "float64", Dtype.STRING: "object"}
+def _stored(names: list[str]) -> list[str]:
+    return [n for n in names if n in USER_PURCHASE.feature_names]
+
+
+def request_fields(names: list[str]) -> list[str]:
+    """The request values the selected on-demand features read (SPEC §7), in declaration order."""
+    return USER_PURCHASE_ON_DEMAND.request_fields([n for n in names if n in USER_PURCHASE_ON_DEMAND.feature_names])
+
+
+def _request_source_fields(names: list[str]) -> list[str]:
+    """Every request field of the on-demand view when a selected feature is on demand: Feast asks
+    for all of them, read or not."""
+    if any(n in USER_PURCHASE_ON_DEMAND.feature_names for n in names):
+        return [c.name for c in USER_PURCHASE_ON_DEMAND.request]
+    return []
+
+
+def _readers(names: list[str], field: str) -> str:
+    return ", ".join(n for n in names if n in USER_PURCHASE_ON_DEMAND.feature_names
+                     and field in USER_PURCHASE_ON_DEMAND.feature(n).inputs)
+
+
+def _dtype(name: str) -> Dtype:
+    group = USER_PURCHASE if name in USER_PURCHASE.feature_names else USER_PURCHASE_ON_DEMAND
+    return group.feature(name).dtype
+
+
+_PANDAS_DTYPES = {Dtype.INT64: "Int64", Dtype.FLOAT64: "float64", Dtype.STRING: "object", Dtype.BOOL: "boolean"}
 
 
 def training_set(entities: pd.DataFrame, features: list[str] | None = None, feature_service: str | None = None,
@@ -223,6 +260,8 @@ def training_set(entities: pd.DataFrame, features: list[str] | None = None, feat
     ensure_applied(store)
     selection = resolve_features(store, features, feature_service)
     names = _feature_names(store, selection)
+    needed = request_fields(names)
+    check_entities(entities, needed, names)
 
     query = pd.DataFrame(
         {
@@ -231,29 +270,40 @@ def training_set(entities: pd.DataFrame, features: list[str] | None = None, feat
             "event_timestamp": _utc(entities["event_timestamp"]).reset_index(drop=True),
         }
     )
+    # request values of on-demand features: the entity table's columns of the same name; Feast
+    # wants every field of the view's request source, so a field no selected feature reads is null
+    for field in _request_source_fields(names):
+        if field != "event_timestamp":
+            query[field] = (pd.to_numeric(entities[field], errors="raise").astype("float64").to_numpy()
+                            if field in needed else float("nan"))
     with feast_session(spark), _feature_table_at(as_of_version):
         result = store.get_historical_features(entity_df=query, features=selection).to_df()
     # Feast returns rows in its own order and widens Int64-with-nulls to float: restore both
     result = result.set_index(ENTITY_ROW).reindex(range(len(entities)))
     out = entities.copy()
-    defaults = no_history_values(names)
+    defaults = no_history_values(_stored(names))
     for name in names:
         values = pd.Series(result[name].to_numpy(), index=out.index)
-        if defaults[name] is not None:
+        if defaults.get(name) is not None:
             # no feature row at or before the row's timestamp: the no-history value (SPEC §4). A
             # stored row never holds a null number (the feature suite checks it), so a null is that.
             values = values.fillna(defaults[name])
-        dtype = _PANDAS_DTYPES[USER_PURCHASE.feature(name).dtype]
+        dtype = _PANDAS_DTYPES[_dtype(name)]
         # strings: None (not NaN) where there is no value
         out[name] = values.astype(dtype) if dtype != "object" else values.astype(object).where(values.notna(), None)
     return out
 
 
-def check_entities(entities: pd.DataFrame) -> None:
-    """ValueError naming what an entity table lacks (before any Spark work)."""
+def check_entities(entities: pd.DataFrame, request: list[str] = (), names: list[str] = ()) -> None:
+    """ValueError naming what an entity table lacks (before any Spark work): the key and timestamp,
+    and the request columns of the on-demand features `names` (`request`, from `request_fields`)."""
     for column in (USER_PURCHASE.join_key, "event_timestamp"):
         if column not in entities.columns:
             raise ValueError(f"the entity table needs a {column!r} column (it has {', '.join(map(str, entities.columns))})")
+    for column in request:
+        if column not in entities.columns:
+            raise ValueError(f"the on-demand feature {_readers(names, column)} needs a request column {column!r} "
+                             f"in the entity table (it has {', '.join(map(str, entities.columns))})")
 
 
 @contextlib.contextmanager
@@ -309,27 +359,64 @@ def no_history_values(names: list[str]) -> dict:
     return {n: operation(USER_PURCHASE.feature(n).op).empty for n in names}
 
 
+def request_values(names: list[str], given: dict[str, str] | None, now: dt.datetime | None = None) -> dict:
+    """The request values of an online read of `names` (SPEC §7), typed: `given` as NAME=VALUE
+    text (`--request`), `event_timestamp` defaulting to `now` (default: the current time).
+
+    FeatureRefError naming a missing or unreadable value, or a name no selected feature reads."""
+    from featurepipe.on_demand import RequestValueError, utc_instant
+
+    given = dict(given or {})
+    needed = request_fields(names)
+    unused = sorted(set(given) - set(needed))
+    if unused:
+        raise FeatureRefError(f"--request {unused[0]}: no selected feature reads it"
+                              + (f" (they read {', '.join(needed)})" if needed else " (no on-demand feature selected)"))
+    values = {}
+    for field in needed:
+        text = given.get(field)
+        if field == "event_timestamp":
+            try:
+                values[field] = utc_instant(text) if text is not None else (now or dt.datetime.now(dt.timezone.utc))
+            except RequestValueError:
+                raise FeatureRefError(f"--request event_timestamp={text!r} is not an ISO 8601 timestamp") from None
+        elif text is None:
+            raise FeatureRefError(f"the on-demand feature {_readers(names, field)} needs a request value {field!r}: "
+                                  f"pass --request {field}=VALUE")
+        else:
+            try:
+                values[field] = float(text)
+            except ValueError:
+                raise FeatureRefError(f"--request {field}={text!r} is not a number") from None
+    return values
+
+
 def online_features(user_ids: list[str], features: list[str] | None = None, feature_service: str | None = None,
-                    with_as_of: bool = False) -> list[dict]:
+                    with_as_of: bool = False, request: dict[str, str] | None = None,
+                    now: dt.datetime | None = None) -> list[dict]:
     """The online store's current row for each user, one dict per user, in the order asked.
 
     A user without a row gets the no-history values (SPEC §4), so a service sees what a training
     set gives for that user. `with_as_of`: each dict also carries `as_of`, the row's as-of instant
-    (UTC datetime), None for a user without a row.
+    (UTC datetime), None for a user without a row. On-demand features read `request` (NAME=VALUE
+    text, the same for every user) and `now` as the request's `event_timestamp` (SPEC §7).
     """
     require_registry()
     store = get_store()
+    ensure_applied(store)  # definitions newer than the last run's apply (a new on-demand feature) reach the registry
     selection = resolve_features(store, features, feature_service)
     names = _feature_names(store, selection)
+    extra = {field: None for field in _request_source_fields(names)} | request_values(names, request, now)
     key = USER_PURCHASE.join_key
-    response = store.get_online_features(features=selection, entity_rows=[{key: u} for u in user_ids])
+    response = store.get_online_features(features=selection, entity_rows=[{key: u, **extra} for u in user_ids])
     values = response.to_dict(include_event_timestamps=True)
-    defaults = no_history_values(names)
+    stored = _stored(names)
+    defaults = no_history_values(stored)
     rows = []
     for i, user in enumerate(user_ids):
         # every feature of a row shares its event timestamp; 0 (the epoch) where the store has no row
-        seconds = max((values.get(f"{n}__ts", [0] * len(user_ids))[i] or 0) for n in names) if names else 0
-        row = {key: user, **({n: values[n][i] for n in names} if seconds else defaults)}
+        seconds = max((values.get(f"{n}__ts", [0] * len(user_ids))[i] or 0) for n in stored) if stored else 0
+        row = {key: user, **{n: defaults[n] if n in defaults and not seconds else values[n][i] for n in names}}
         if with_as_of:
             row["as_of"] = dt.datetime.fromtimestamp(seconds, dt.timezone.utc) if seconds else None
         rows.append(row)

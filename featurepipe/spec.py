@@ -8,13 +8,17 @@ window is a one-line change to an `Aggregation` below.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import re
 from dataclasses import dataclass
+from typing import Callable
 
+from featurepipe import on_demand
 from featurepipe.aggregations import Dtype, Op, operation
 
-__all__ = ["Aggregation", "Column", "Dtype", "Feature", "FeatureGroup", "Op", "SpecError", "Source",
-           "TRANSACTIONS", "USER_PURCHASE"]
+__all__ = ["Aggregation", "Column", "Dtype", "Feature", "FeatureGroup", "OnDemandFeature", "OnDemandGroup", "Op",
+           "SpecError", "Source", "GROUPS", "ON_DEMAND_GROUPS", "TRANSACTIONS", "USER_PURCHASE",
+           "USER_PURCHASE_ON_DEMAND"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # snake_case: feature, column and table names
 
@@ -231,3 +235,102 @@ USER_PURCHASE = FeatureGroup(
 
 # every feature group, in the order the pipeline computes them
 GROUPS = (USER_PURCHASE,)
+
+
+@dataclass(frozen=True)
+class OnDemandFeature:
+    """A feature computed at request time by `compute`, a pure function of `inputs` (request
+    fields and stored features, in the order of its parameters), one value at a time."""
+
+    name: str
+    dtype: Dtype
+    compute: Callable
+    inputs: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class OnDemandGroup:
+    """On-demand features over a stored feature group plus request fields (SPEC §7): Feast's
+    on-demand feature view of the same name, identical in training sets and online reads."""
+
+    name: str
+    base: FeatureGroup
+    request: tuple[Column, ...]
+    features: tuple[OnDemandFeature, ...]
+    description: str = ""
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        where = f"OnDemandGroup {self.name!r}"
+        if not _NAME.match(self.name):
+            raise SpecError(f"{where}: the name must be snake_case (a-z, 0-9, _)")
+        if not isinstance(self.version, int) or isinstance(self.version, bool) or self.version < 1:
+            raise SpecError(f"{where}: version must be a whole number >= 1, got {self.version!r}")
+        if not self.features:
+            raise SpecError(f"{where}: declares no feature")
+        request = [c.name for c in self.request]
+        for c in self.request:
+            if c.kind not in ("double", "timestamp"):
+                raise SpecError(f"{where}: request field {c.name!r} has kind {c.kind!r}; use double or timestamp")
+        taken = set(self.base.feature_names) | set(request) | {self.base.join_key}
+        for f in self.features:
+            if not _NAME.match(f.name) or f.name in taken:
+                raise SpecError(f"{where}: feature name {f.name!r} is not snake_case or is declared twice "
+                                f"(or clashes with a stored feature, request field or key)")
+            taken.add(f.name)
+            if not f.inputs:
+                raise SpecError(f"{where}: feature {f.name!r} reads no input")
+            for name in f.inputs:
+                if name not in request and name not in self.base.feature_names:
+                    raise SpecError(f"{where}: feature {f.name!r} reads {name!r}, which is neither a request field "
+                                    f"({', '.join(request)}) nor a feature of {self.base.name}")
+            parameters = list(inspect.signature(f.compute).parameters)
+            if parameters != list(f.inputs):
+                raise SpecError(f"{where}: feature {f.name!r}: compute takes ({', '.join(parameters)}), "
+                                f"inputs are ({', '.join(f.inputs)})")
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def stored_inputs(self) -> list[str]:
+        """The base group's features the transformation reads, in the base group's order."""
+        read = {i for f in self.features for i in f.inputs}
+        return [n for n in self.base.feature_names if n in read]
+
+    def feature(self, name: str) -> OnDemandFeature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name} has no feature {name!r}; it has {', '.join(self.feature_names)}")
+
+    def request_fields(self, names: list[str]) -> list[str]:
+        """The request fields the features `names` read, in declaration order."""
+        read = {i for n in names for i in self.feature(n).inputs}
+        return [c.name for c in self.request if c.name in read]
+
+
+USER_PURCHASE_ON_DEMAND = OnDemandGroup(
+    name="user_purchase_on_demand",
+    base=USER_PURCHASE,
+    request=(
+        Column("amount", "double", required=False),
+        Column("event_timestamp", "timestamp", required=False),
+    ),
+    description="Request-time features of a purchase: its UTC hour and weekday, its amount against the user's average.",
+    features=(
+        OnDemandFeature("hour_of_day", Dtype.INT64, on_demand.hour_of_day, ("event_timestamp",),
+                        "0..23, UTC hour of the request"),
+        OnDemandFeature("day_of_week", Dtype.INT64, on_demand.day_of_week, ("event_timestamp",),
+                        "0 = Monday .. 6 = Sunday, UTC"),
+        OnDemandFeature("is_weekend", Dtype.BOOL, on_demand.is_weekend, ("event_timestamp",),
+                        "Saturday or Sunday, UTC"),
+        OnDemandFeature("amount_vs_avg_basket_30d", Dtype.FLOAT64, on_demand.amount_vs_avg_basket,
+                        ("amount", "avg_basket_size_30d"), "request amount / avg_basket_size_30d, null when that is 0"),
+    ),
+    version=1,
+)
+
+ON_DEMAND_GROUPS = (USER_PURCHASE_ON_DEMAND,)

@@ -21,7 +21,7 @@ def status(as_of: dt.datetime | None, now: dt.datetime, max_age: dt.timedelta) -
 
 
 def online_with_status(user_ids: list[str], features: list[str] | None = None, feature_service: str | None = None,
-                       now: dt.datetime | None = None) -> list[dict]:
+                       now: dt.datetime | None = None, request: dict[str, str] | None = None) -> list[dict]:
     """`featurepipe.feast_store.online_features` plus `as_of` (ISO 8601 UTC or None) and `status` per user.
 
     `now` defaults to the current time (the one place the pipeline reads the clock: an online read
@@ -33,7 +33,7 @@ def online_with_status(user_ids: list[str], features: list[str] | None = None, f
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.timezone.utc)
     max_age = get_settings().max_feature_age
-    rows = online_features(user_ids, features, feature_service, with_as_of=True)
+    rows = online_features(user_ids, features, feature_service, with_as_of=True, request=request, now=now)
     for row in rows:
         as_of = row.pop("as_of")
         row["as_of"] = as_of.isoformat().replace("+00:00", "Z") if as_of else None

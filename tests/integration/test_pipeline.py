@@ -136,8 +136,10 @@ from feast import FeatureStore
 
 store = FeatureStore(repo_path="feature_repo")
 service = store.get_feature_service("user_purchase_all")
+on_demand = [f"user_purchase_on_demand:{name}" for name in ("hour_of_day", "is_weekend", "amount_vs_avg_basket_30d")]
+refs = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features] + on_demand
 entities = pd.read_parquet(sys.argv[1])
-store.get_historical_features(entity_df=entities, features=service).to_df().to_parquet(sys.argv[2])
+store.get_historical_features(entity_df=entities, features=refs).to_df().to_parquet(sys.argv[2])
 rows = [{"user_id": user} for user in entities["user_id"]]
 pd.DataFrame(store.get_online_features(features=service, entity_rows=rows).to_dict()).to_parquet(sys.argv[3])
 """
@@ -158,7 +160,8 @@ def test_plain_feast_after_feast_env_equals_featurepipe(backfilled: Path, expect
     rows = expected.drop_duplicates("user_id").head(8)
     users = list(rows["user_id"])
     when = pd.to_datetime(rows["event_timestamp"], utc=True).reset_index(drop=True)
-    entities = pd.DataFrame({"user_id": users, "event_timestamp": when + pd.to_timedelta([3 * i for i in range(len(users))], unit="h")})
+    entities = pd.DataFrame({"user_id": users, "event_timestamp": when + pd.to_timedelta([3 * i for i in range(len(users))], unit="h"),
+                             "amount": [10.0 * (i + 1) for i in range(len(users))]})
     entities.to_parquet(tmp_path / "entities.parquet")
     (tmp_path / "mine.py").write_text(PLAIN_FEAST)
     venv = Path(sys.executable).parent
@@ -170,8 +173,14 @@ def test_plain_feast_after_feast_env_equals_featurepipe(backfilled: Path, expect
     assert out.returncode == 0, out.stderr[-3000:]
     assert "user_purchase_features" in out.stdout  # `feast feature-views list`
 
-    ours = training_set(entities)
+    # the on-demand view too: Feast runs its function from the registry in the user's own Python
+    on_demand = ["hour_of_day", "is_weekend", "amount_vs_avg_basket_30d"]
+    ours = training_set(entities, features=[*FEATURE_COLUMNS, *on_demand])
     theirs = pd.read_parquet(tmp_path / "training.parquet").sort_values("user_id", ignore_index=True)
+    assert theirs["hour_of_day"].tolist() == ours["hour_of_day"].tolist()
+    assert theirs["is_weekend"].tolist() == ours["is_weekend"].tolist()
+    np.testing.assert_allclose(theirs["amount_vs_avg_basket_30d"].to_numpy(float),
+                               ours["amount_vs_avg_basket_30d"].to_numpy(float), rtol=1e-12)
     for name in FEATURE_COLUMNS:
         if name in COUNT_FEATURES:
             assert theirs[name].astype("Int64").tolist() == ours[name].tolist(), name
@@ -524,3 +533,105 @@ def test_a_training_set_is_reproduced_from_its_manifest_after_a_run_changed_the_
         bad = run_cli(backfilled, "training-set", *args, "--out", str(tmp_path / "bad.parquet"), check=False)
         assert bad.returncode != 0 and wanted in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
+
+
+ON_DEMAND = ["hour_of_day", "day_of_week", "is_weekend", "amount_vs_avg_basket_30d"]
+V2 = ["transactions_30d", "total_spent_30d", "avg_basket_size_30d", "max_purchase_90d", "amount_vs_avg_basket_30d"]
+
+
+def assert_rows_equal(ours: list[dict], theirs: list[dict]) -> None:
+    assert len(ours) == len(theirs)
+    for mine, other in zip(ours, theirs):
+        assert mine == pytest.approx(other), (mine, other)
+
+
+def http_online(url: str, body: dict) -> tuple[int, list[dict] | str]:
+    """POST /get-online-features: (status, one dict per entity) on success, (status, text) else."""
+    import requests
+
+    response = requests.post(f"{url}/get-online-features", json=body, timeout=60)
+    if response.status_code != 200:
+        return response.status_code, response.text
+    payload = response.json()
+    names = payload["metadata"]["feature_names"]
+    columns = [r["values"] for r in payload["results"]]
+    return 200, [dict(zip(names, values)) for values in zip(*columns)]
+
+
+def test_on_demand_features_agree_in_a_training_set_the_sdk_and_the_http_server_on_redis(
+    backfilled: Path, expected: pd.DataFrame, redis_url: str, spark
+) -> None:
+    """SPEC §7: the same requests give the same on-demand values in a training set (request values
+    from entity columns), through the SDK (`--request`, `--now`) and over `featurepipe serve` with
+    Redis behind it; the server equals the SDK for stored features too, known user or not (SPEC §4)."""
+    import subprocess
+    import time
+
+    import requests
+    from cli_helpers import CLI, cli_env, free_port
+    from featurepipe.feast_store import online_features, training_set
+
+    latest = expected.sort_values("event_timestamp").groupby("user_id").tail(1)
+    known = latest.loc[latest["avg_basket_size_30d"] > 0, "user_id"].iloc[0]
+    zero = latest.loc[latest["avg_basket_size_30d"] == 0, "user_id"].iloc[0]  # a row, and a zero average
+    users = [known, zero, "u9999"]  # u9999: no history at all
+    when = dt.datetime(2025, 4, 5, 22, 30, tzinfo=dt.timezone.utc)  # a Saturday, after the last as-of
+    features = [*V2[:-1], *ON_DEMAND]
+    redis = {"FEATUREPIPE_ONLINE_STORE": "redis", "FEATUREPIPE_REDIS_URL": redis_url}
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in redis.items():
+            patch.setenv(key, value)
+        entities = pd.DataFrame({"user_id": users, "event_timestamp": [when] * 3, "amount": [42.0] * 3})
+        trained = training_set(entities, features=features).drop(columns=["event_timestamp", "amount"])
+        sdk = online_features(users, features=features, request={"amount": "42"}, now=when)
+        sdk_v2 = online_features(users, feature_service="user_spend_v2", request={"amount": "42"})
+    trained_rows = [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in trained.to_dict("records")]
+    assert_rows_equal(trained_rows, sdk)
+    by_user = {row["user_id"]: row for row in sdk}
+    assert by_user[known]["amount_vs_avg_basket_30d"] == pytest.approx(42.0 / by_user[known]["avg_basket_size_30d"])
+    assert by_user[zero]["avg_basket_size_30d"] == 0.0 and by_user[zero]["amount_vs_avg_basket_30d"] is None
+    assert by_user["u9999"] == {"user_id": "u9999", **dict.fromkeys(V2[:2], 0), "avg_basket_size_30d": 0.0,
+                                "max_purchase_90d": 0.0, "total_spent_30d": 0.0, "hour_of_day": 22, "day_of_week": 5,
+                                "is_weekend": True, "amount_vs_avg_basket_30d": None}
+
+    port = free_port()
+    server = subprocess.Popen([str(CLI), "serve", "--port", str(port)], env=cli_env(backfilled, **redis),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        began = time.time()
+        while True:
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert server.poll() is None, server.communicate()[0][-3000:]
+            assert time.time() - began < 120, "featurepipe serve did not answer in 120 s"
+            time.sleep(0.5)
+        request = {"user_id": users, "amount": [42.0] * 3, "event_timestamp": [when.isoformat()] * 3}
+        refs = [f"{'user_purchase_on_demand' if f in ON_DEMAND else 'user_purchase_features'}:{f}" for f in features]
+        status, over_http = http_online(url, {"features": refs, "entities": request})
+        assert status == 200
+        assert_rows_equal(over_http, sdk)
+        # request values as a service sends them: epoch seconds for the instant, per entity
+        status, v2 = http_online(url, {"feature_service": "user_spend_v2",
+                                       "entities": {**request, "event_timestamp": [int(when.timestamp())] * 3}})
+        assert status == 200
+        assert_rows_equal([{k: row[k] for k in ["user_id", *V2]} for row in v2], sdk_v2)
+        status, v1 = http_online(url, {"feature_service": "user_spend_v1", "entities": {"user_id": users}})
+        assert status == 200 and [set(row) for row in v1] == [{"user_id", *V2[:-1]}] * 3  # v1 served beside v2
+        # a request without the amount the on-demand feature needs
+        status, text = http_online(url, {"feature_service": "user_spend_v2", "entities": {"user_id": users}})
+        assert status >= 400 and "amount" in text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    bad = run_cli(backfilled, "online", "--user-id", known, "--feature-service", "user_spend_v2", check=False, **redis)
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
+    assert "needs a request value 'amount': pass --request amount=VALUE" in bad.stderr
+    out = run_cli(backfilled, "online", "--user-id", known, "--features", ",".join(ON_DEMAND), "--request", "amount=42",
+                  "--now", when.isoformat(), **redis)
+    assert json.loads(out.stdout.splitlines()[-1]) == pytest.approx({k: by_user[known][k] for k in ["user_id", *ON_DEMAND]})

@@ -6,13 +6,31 @@ import dataclasses
 import json
 
 from featurepipe import versions
-from featurepipe.spec import GROUPS, USER_PURCHASE, Aggregation, Op
+from featurepipe.spec import USER_PURCHASE, USER_PURCHASE_ON_DEMAND, Aggregation, Op
 
 
 def test_the_committed_versions_match_the_spec_and_the_changelog() -> None:
     lock = json.loads(versions.LOCK_FILE.read_text())
-    assert versions.problems(GROUPS, lock, versions.CHANGELOG.read_text()) == []
-    assert set(lock) == {g.name for g in GROUPS}
+    assert versions.problems(versions.ALL_GROUPS, lock, versions.CHANGELOG.read_text()) == []
+    assert set(lock) == {g.name for g in versions.ALL_GROUPS} >= {USER_PURCHASE.name, USER_PURCHASE_ON_DEMAND.name}
+
+
+def _ratio_or_zero(amount, avg_basket_size_30d):
+    return amount / avg_basket_size_30d if avg_basket_size_30d else 0.0
+
+
+def test_an_on_demand_feature_is_versioned_by_its_code_and_inputs() -> None:
+    group = USER_PURCHASE_ON_DEMAND
+    lock = versions.lock_entries((group,))
+    changelog = f"## {group.name} v1\n"
+    ratio = group.feature("amount_vs_avg_basket_30d")
+    recoded = dataclasses.replace(group, features=tuple(
+        dataclasses.replace(f, compute=_ratio_or_zero) if f is ratio else f for f in group.features))
+    found = versions.problems((recoded,), lock, changelog)
+    assert len(found) == 1 and "changed without a version bump (still v1)" in found[0]
+    # the stored group it reads is versioned on its own: a change there is not this group's
+    assert versions.definition(group)["base"] == USER_PURCHASE.name
+    assert versions.fingerprint(dataclasses.replace(group, description="reworded")) == versions.fingerprint(group)
 
 
 def test_a_changed_definition_needs_a_version_bump_and_a_changelog_entry() -> None:
