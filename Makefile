@@ -48,7 +48,11 @@ demo: install
 	$(VENV)/bin/featurepipe training-set --entities $(FEATUREPIPE_DATA_DIR)/demo/entities.csv \
 	  --out $(FEATUREPIPE_DATA_DIR)/demo/training_set.parquet
 	$(PY) -m featurepipe.demo show $(FEATUREPIPE_DATA_DIR)/demo/training_set.parquet
+	$(VENV)/bin/featurepipe training-set --entities $(FEATUREPIPE_DATA_DIR)/demo/entities.csv \
+	  --out $(FEATUREPIPE_DATA_DIR)/demo/training_set_v2.parquet --feature-service user_spend_v2
+	$(PY) -m featurepipe.demo show $(FEATUREPIPE_DATA_DIR)/demo/training_set_v2.parquet --rows 6
 	$(VENV)/bin/featurepipe online --user-id u0001 --user-id u0002 --user-id u0003
+	$(VENV)/bin/featurepipe online --user-id u0001 --user-id u9999 --feature-service user_spend_v2 --request amount=42.5
 	$(VENV)/bin/featurepipe report
 
 # two workers, one test file each at a time (a file's module fixtures are built once); each worker

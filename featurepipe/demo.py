@@ -11,7 +11,9 @@ from featurepipe.dates import parse_date
 
 
 def entity_table(users: list[str], start: dt.date, end: dt.date, rows: int, seed: int = 1):
-    """Random (user_id, event_timestamp, label) rows in [start, end]: some exactly at midnight, some 1 µs before."""
+    """Random (user_id, event_timestamp, amount, label) rows in [start, end]: some exactly at midnight,
+    some 1 µs before. `amount` is the purchase being scored: the request value of the on-demand
+    feature amount_vs_avg_basket_30d."""
     import numpy as np
     import pandas as pd
 
@@ -27,6 +29,7 @@ def entity_table(users: list[str], start: dt.date, end: dt.date, rows: int, seed
         {
             "user_id": rng.choice(users, size=rows),
             "event_timestamp": ts,
+            "amount": np.round(rng.gamma(2.0, 25.0, size=rows), 2),
             "label_will_purchase": rng.integers(0, 2, size=rows),
         }
     ).sort_values("event_timestamp", kind="stable", ignore_index=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import sys
@@ -148,7 +150,8 @@ def ensure_applied(store: FeatureStore) -> bool:
         return False
     if online_missing and registry.exists():
         registry.unlink()
-    # on stderr, with Feast's own account of the apply: `featurepipe online` prints JSON lines only
+    # on stderr: `featurepipe online` prints JSON lines only; Feast's own account of the apply (the
+    # whole diff of every object) goes to the log (the command's log file, the task log)
     print(f"[feast] applying feature definitions from {FEATURE_REPO_DIR}", file=sys.stderr, flush=True)
     cwd = os.getcwd()
     # the repo's modules import each other by name (entities, data_sources, ...), as under `feast apply`
@@ -163,8 +166,10 @@ def ensure_applied(store: FeatureStore) -> bool:
     given = os.environ.get("FEATUREPIPE_DATA_DIR")
     os.environ["FEATUREPIPE_DATA_DIR"] = str(settings.data_dir)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        account = io.StringIO()
+        with contextlib.redirect_stdout(account):
             apply_total(store.config, FEATURE_REPO_DIR, skip_source_validation=True)
+        logging.getLogger(__name__).info("feast apply:\n%s", account.getvalue())
     finally:
         os.chdir(cwd)  # apply_total changes directory
         if given is None:
