@@ -180,6 +180,18 @@ def ensure_applied(store: FeatureStore) -> bool:
     return True
 
 
+_APPLIED: set[str] = set()
+
+
+def _ensure_applied_once(store: FeatureStore) -> None:
+    """`ensure_applied` once per process and store configuration: a service reading online features
+    for every request pays the definitions' hash once, not per read."""
+    key = json.dumps({k: v for k, v in feast_env().items() if k.startswith("FEATUREPIPE_FEAST_")}, sort_keys=True)
+    if key not in _APPLIED:
+        ensure_applied(store)
+        _APPLIED.add(key)
+
+
 def reset() -> None:
     """Forget the registry and the SQLite online store (they are derived; rebuilt by the next materialize)."""
     shutil.rmtree(get_settings().feast_dir, ignore_errors=True)
@@ -408,7 +420,7 @@ def online_features(user_ids: list[str], features: list[str] | None = None, feat
     """
     require_registry()
     store = get_store()
-    ensure_applied(store)  # definitions newer than the last run's apply (a new on-demand feature) reach the registry
+    _ensure_applied_once(store)  # definitions newer than the last run's apply (a new on-demand feature)
     selection = resolve_features(store, features, feature_service)
     names = _feature_names(store, selection)
     extra = {field: None for field in _request_source_fields(names)} | request_values(names, request, now)
