@@ -9,6 +9,7 @@ no row. Nothing of Feast is forked or patched.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -29,13 +30,18 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+@functools.lru_cache(maxsize=1)
+def _no_history_values() -> dict:
+    from featurepipe.feast_store import no_history_values
+
+    return no_history_values(USER_PURCHASE.feature_names)
+
+
 def fill_no_history(body: dict) -> dict:
     """A `/get-online-features` response with each not-found stored feature's no-history value.
 
     Feature columns are named as asked: `name`, or `view__name` with full feature names."""
-    from featurepipe.feast_store import no_history_values
-
-    defaults = no_history_values(USER_PURCHASE.feature_names)
+    defaults = _no_history_values()
     names = body.get("metadata", {}).get("feature_names", [])
     for name, result in zip(names, body.get("results", [])):
         view, _, short = name.rpartition("__")
