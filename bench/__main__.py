@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ("history", "backfill", "compute", "fixed_cost", "training", "materialize", "online")
+BENCHMARKS = ("history", "backfill", "compute", "fixed_cost", "training", "materialize", "online", "e2e")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -117,8 +117,9 @@ def duckdb_path(raw: Path, out: Path, first: dt.date, last: dt.date) -> float:
     return time.perf_counter() - began
 
 
-def compare(spark_out: Path, duck_out: Path) -> int:
+def compare(spark_out: Path | list[str], duck_out: Path) -> int:
     """Row-for-row agreement (counts exactly, floats to 1e-9 relative); returns the rows compared.
+    `spark_out`: a folder of Parquet files, or the files themselves (a Delta table's live files).
 
     Checked with DuckDB SQL over the two Parquet outputs: a join of millions of rows in pandas
     would cost more than the benchmark itself."""
@@ -131,10 +132,11 @@ def compare(spark_out: Path, duck_out: Path) -> int:
     checks += [f"count(*) FILTER (WHERE abs(a.{c} - b.{c}) > 1e-12 + 1e-9 * abs(b.{c})) AS {c}" for c in floats]
     checks += ["count(*) FILTER (WHERE a.favorite_category IS DISTINCT FROM b.favorite_category) AS favorite_category",
                "count(*) AS rows"]
+    ours = f"[{', '.join(repr(str(f)) for f in spark_out)}]" if isinstance(spark_out, list) else f"'{spark_out}/*.parquet'"
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     cursor = con.execute(f"""
-        WITH a AS (SELECT * REPLACE (CAST(event_timestamp AS TIMESTAMP) AS event_timestamp) FROM read_parquet('{spark_out}/*.parquet')),
+        WITH a AS (SELECT * REPLACE (CAST(event_timestamp AS TIMESTAMP) AS event_timestamp) FROM read_parquet({ours})),
              b AS (SELECT * REPLACE (CAST(event_timestamp AS TIMESTAMP) AS event_timestamp) FROM read_parquet('{duck_out}'))
         SELECT {", ".join(checks)}
         FROM a FULL OUTER JOIN b ON a.user_id = b.user_id AND a.event_timestamp = b.event_timestamp
