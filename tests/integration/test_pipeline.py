@@ -114,6 +114,45 @@ def test_training_set_is_point_in_time_correct(backfilled: Path, expected: pd.Da
     assert unknown["favorite_category"].isna().all()
 
 
+def test_the_windowed_point_in_time_join_answers_what_feasts_own_query_answers(backfilled: Path, expected: pd.DataFrame,
+                                                                              spark) -> None:
+    """featurepipe.feast_offline's join against Feast's own Spark query, on the same registry and
+    entity rows: at a midnight, 1 µs before one, before a user's first row, long after the last,
+    duplicated rows, an unknown user; stored and on-demand features, short and full names."""
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark import SparkOfflineStore
+
+    from featurepipe.feast_offline import WindowedSparkOfflineStore
+    from featurepipe.feast_store import ensure_applied, feast_session, get_store
+    from featurepipe.spark import get_spark
+
+    first = pd.to_datetime(expected.groupby("user_id")["event_timestamp"].min(), utc=True)
+    users = list(first.index[:6])
+    stamps = [first[users[0]], first[users[1]] - pd.Timedelta(microseconds=1), first[users[2]] + pd.Timedelta(days=3),
+              pd.Timestamp(END, tz="UTC") + pd.Timedelta(days=200), first[users[4]].floor("D") - pd.Timedelta(days=40),
+              pd.Timestamp(END, tz="UTC") - pd.Timedelta(hours=5)]
+    entities = pd.DataFrame({"user_id": users + [users[0], "u9999"], "event_timestamp": stamps + [stamps[0], stamps[3]],
+                             "amount": [10.0, 20.0, 0.5, 99.0, 7.0, 1.0, 10.0, 3.0]})
+    get_spark("featurepipe-training-set")
+    store = get_store()
+    ensure_applied(store)
+    refs = [f"user_purchase_features:{name}" for name in FEATURE_COLUMNS] + [
+        "user_purchase_on_demand:hour_of_day", "user_purchase_on_demand:amount_vs_avg_basket_30d"]
+    views = [store.get_feature_view("user_purchase_features")]
+    for full in (False, True):
+        frames = []
+        for offline_store in (SparkOfflineStore, WindowedSparkOfflineStore):
+            with feast_session(spark):
+                job = offline_store.get_historical_features(
+                    store.config, views, refs[:len(FEATURE_COLUMNS)], entities.copy(), store.registry, store.project,
+                    full_feature_names=full)
+                frames.append(job.to_df().sort_values(["user_id", "event_timestamp"], ignore_index=True))
+        pd.testing.assert_frame_equal(frames[1], frames[0], check_dtype=False)
+    # and through the store, with the on-demand view applied by Feast's retrieval job
+    with feast_session(spark):
+        ours = store.get_historical_features(entity_df=entities.copy(), features=refs).to_df()
+    assert len(ours) == len(entities) and ours["amount_vs_avg_basket_30d"].notna().sum() >= 4
+
+
 def test_training_set_with_a_feature_service_and_a_bad_input(backfilled: Path, tmp_path: Path, spark) -> None:
     from featurepipe.feast_store import training_set
 
