@@ -114,13 +114,17 @@ def get_store() -> FeatureStore:
     return FeatureStore(repo_path=str(FEATURE_REPO_DIR))
 
 
+def _store_settings() -> str:
+    """What reaches the registry from the environment, as JSON: the registry and online-store
+    settings (not the Spark session's, which plain Feast alone reads)."""
+    return json.dumps({k: v for k, v in feast_env().items() if k.startswith("FEATUREPIPE_FEAST_")}, sort_keys=True)
+
+
 def _definition_hash(store: FeatureStore) -> str:
     digest = hashlib.sha256()
     for path in sorted(FEATURE_REPO_DIR.glob("*.py")) + [FEATURE_REPO_DIR / "feature_store.yaml"]:
         digest.update(path.name.encode() + path.read_bytes())
-    # what reaches the registry: the registry and online-store settings, not the Spark session's
-    stores = {k: v for k, v in feast_env().items() if k.startswith("FEATUREPIPE_FEAST_")}
-    digest.update(json.dumps(stores, sort_keys=True).encode())
+    digest.update(_store_settings().encode())
     from featurepipe import lake
 
     digest.update(lake.table_path(lake.FEATURES).encode())
@@ -186,7 +190,7 @@ _APPLIED: set[str] = set()
 def _ensure_applied_once(store: FeatureStore) -> None:
     """`ensure_applied` once per process and store configuration: a service reading online features
     for every request pays the definitions' hash once, not per read."""
-    key = json.dumps({k: v for k, v in feast_env().items() if k.startswith("FEATUREPIPE_FEAST_")}, sort_keys=True)
+    key = _store_settings()
     if key not in _APPLIED:
         ensure_applied(store)
         _APPLIED.add(key)
