@@ -24,19 +24,32 @@ $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/spark-submit || { echo "spark-submit missing after install (pyspark-client overwrote pyspark?)"; exit 1; }
 	touch $(STAMP)
 
-# Delta's JARs from Maven Central, once, into .jars/ (no Ivy resolution at every Spark start)
-jars: .jars/.done
-.jars/.done: jvm/pom.xml
+# JARs from Maven Central, once (no Ivy resolution at every Spark start): Delta's into .jars/ (every
+# session), hadoop-aws and its AWS SDK bundle (s3a://, ~700 MB) into .jars/s3a/ (put on the class
+# path of sessions that use S3 only). Only these groups are copied: Spark ships everything else they
+# need, and its own Hadoop must stay the only one (jvm/pom.xml keeps org.apache.hadoop to hadoop-aws;
+# the check fails loudly if another Hadoop JAR slips in). The stamp names what it holds, so a
+# checkout from before hadoop-aws fetches again.
+JARS_STAMP := .jars/.done-delta-4.4.0-s3a-hadoop-aws-3.5.0
+jars: $(JARS_STAMP)
+$(JARS_STAMP): jvm/pom.xml
 	@command -v mvn >/dev/null || { apt-get update -qq && apt-get install -y -qq maven; }
 	rm -rf .jars && mvn -q -B -f jvm/pom.xml dependency:copy-dependencies \
 	  -DoutputDirectory=$(CURDIR)/.jars -DincludeScope=runtime -DincludeGroupIds=io.delta
+	mvn -q -B -f jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/.jars/s3a -DincludeScope=runtime \
+	  -DincludeGroupIds=org.apache.hadoop,software.amazon.awssdk,software.amazon.s3.analyticsaccelerator
+	@extra=$$(ls .jars/s3a | grep '^hadoop-' | grep -v '^hadoop-aws-'); \
+	  if [ -n "$$extra" ]; then echo "jvm/pom.xml pulled in Hadoop JARs Spark already ships: $$extra"; exit 1; fi
 	touch $@
 
-# servers and tools the tests start themselves: a real Redis server (on a private port) and Debian's
-# Chromium (headless screenshot of the monitoring report); one apt-get update when one is missing
+# servers and tools the tests start themselves: a real Redis server (on a private port), Debian's
+# Chromium (headless screenshot of the monitoring report; the Airflow UI through chromedriver) and
+# PostgreSQL (Airflow's metadata database); one apt-get update when one is missing
 redis:
 	@missing=""; command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 # reruns are safe: the generator is deterministic and every step is idempotent

@@ -8,7 +8,9 @@ each SPEC §2 kind, identical and conflicting duplicates, late arrivals, events 
 half-open window edges, favourite-category ties, and one landing file each with nanosecond
 and with tz-naive timestamps.
 
-Layout: `<out>/transactions/landing_date=YYYY-MM-DD/part-00000.parquet`, one file per day.
+Layout: `<out>/transactions/landing_date=YYYY-MM-DD/part-00000.parquet`, one file per day. An
+`s3://` out is written through boto3: each file is written to a temporary folder, then uploaded
+with its SHA-256 in the object's metadata (as `featurepipe land` does, which then skips it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from featurepipe.spec import TRANSACTIONS
-from featurepipe.storage import filesystem, is_s3
+from featurepipe.storage import is_s3
 
 CATEGORIES = ("beauty", "books", "electronics", "fashion", "grocery", "home", "sports", "toys")
 _MEDIAN_PRICE = (22.0, 14.0, 110.0, 45.0, 30.0, 55.0, 48.0, 25.0)
@@ -456,10 +458,35 @@ def _tie_rows(rng: np.random.Generator, users: int, days: int, day0_us: int, new
 def _write(
     out_uri: str, rows: _Rows, start: dt.date, days: int, dirty: bool, user_width: int, progress: Callable[[str], None]
 ) -> int:
+    import tempfile
+    from pathlib import Path
+
+    if not is_s3(out_uri):
+        return _write_files(Path(out_uri), out_uri, rows, start, days, dirty, user_width, progress)
+    import hashlib
+
+    from featurepipe.storage import s3_check, s3_join, s3_upload
+
+    s3_check(out_uri, "write generated landings to")  # no bucket or refused credentials: before any work
+
+    def upload(path: Path, rel: str) -> None:
+        s3_upload(path, s3_join(out_uri, rel), hashlib.sha256(path.read_bytes()).hexdigest())
+        path.unlink()
+
+    # each file is written here first, then uploaded with boto3
+    with tempfile.TemporaryDirectory(prefix="featurepipe-generate-") as staging:
+        return _write_files(Path(staging), out_uri, rows, start, days, dirty, user_width, progress, upload)
+
+
+def _write_files(
+    root, out_uri: str, rows: _Rows, start: dt.date, days: int, dirty: bool, user_width: int,
+    progress: Callable[[str], None], upload: Callable | None = None,
+) -> int:
+    """One Parquet file per landing day under the folder `root`, each passed to `upload` (with its
+    path below `out_uri`) once written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    fs, root = filesystem(out_uri)
     bounds = np.searchsorted(rows.landing, np.arange(days + 1))
     every = max(1, days // 10)
     for d in range(days):
@@ -473,14 +500,15 @@ def _write(
         part = rows.take(np.arange(bounds[d], bounds[d + 1]))
         table = _table(part, ts_type, user_width)
         landing = start + dt.timedelta(days=d)
-        folder = f"{root}/{TRANSACTIONS.name}/landing_date={landing.isoformat()}"
-        path = f"{folder}/part-00000.parquet"
+        rel = f"{TRANSACTIONS.name}/landing_date={landing.isoformat()}/part-00000.parquet"
+        path = root / rel
         try:
-            if not is_s3(out_uri):
-                fs.create_dir(folder, recursive=True)
-            pq.write_table(table, path, filesystem=fs, version="2.6")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, str(path), version="2.6")
         except OSError as e:
-            raise OSError(f"cannot write landing file {path}: {e}") from e
+            raise OSError(f"cannot write landing file {out_uri.rstrip('/')}/{rel}: {e}") from e
+        if upload is not None:
+            upload(path, rel)
         if (d + 1) % every == 0 or d == days - 1:
             progress(f"generate: landing {landing} ({d + 1}/{days}) {len(part)} rows")
     return days

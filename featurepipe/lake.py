@@ -1,4 +1,13 @@
-"""Delta tables under the lake root: where each lives and how partitions are replaced."""
+"""Delta tables under the lake root: where each lives and how partitions are replaced.
+
+The root (`FEATUREPIPE_LAKE_URI`) is a local path or `s3://bucket/prefix`; Spark reaches S3 as
+`s3a://` (hadoop-aws, `featurepipe.spark.s3a_conf`). Delta's log store for `s3a://` is
+`S3SingleDriverLogStore`: S3 has no put-if-absent that Delta uses there, so two writers committing
+to one table at once can overwrite each other's commit. Safe only with one writer per table at a
+time: featurepipe keeps that with the lake's lease (`featurepipe.lease`, a conditional-write lock
+object beside the tables) and Airflow's one-slot `featurepipe_spark` pool. Writers on several
+clusters need Delta's DynamoDB log store instead (README "Delta on S3").
+"""
 
 from __future__ import annotations
 
@@ -53,9 +62,13 @@ def drop_table(table: str) -> None:
     """Delete a table's folder (a run's staging after its publish); nothing if it is gone already."""
     from pyarrow import fs as pafs
 
-    from featurepipe.storage import filesystem
+    from featurepipe.storage import filesystem, is_s3, s3_delete_prefix
 
-    filesystem_, path = filesystem(get_settings().table_uri(table))
+    uri = get_settings().table_uri(table)
+    if is_s3(uri):
+        s3_delete_prefix(uri)  # S3 has no folders: every object below it (none: nothing to do)
+        return
+    filesystem_, path = filesystem(uri)
     if filesystem_.get_file_info(path).type != pafs.FileType.NotFound:
         filesystem_.delete_dir(path)
 
@@ -114,6 +127,14 @@ def table_version(spark: SparkSession, table: str) -> int | None:
     if not table_exists(spark, table):
         return None
     return int(DeltaTable.forPath(spark, table_path(table)).history(1).select("version").first()[0])
+
+
+def last_commit(spark: SparkSession, table: str) -> tuple[int, dict[str, str]]:
+    """(version, operation metrics) of the table's newest commit, from its log (no data read)."""
+    from delta.tables import DeltaTable
+
+    newest = DeltaTable.forPath(spark, table_path(table)).history(1).select("version", "operationMetrics").first()
+    return int(newest["version"]), dict(newest["operationMetrics"] or {})
 
 
 def delete_where(spark: SparkSession, table: str, condition) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from featurepipe.settings import JARS_DIR, get_settings
@@ -69,6 +70,51 @@ def jar_paths() -> list[str]:
     return jars
 
 
+S3A_JARS_DIR = JARS_DIR / "s3a"
+# the JVM's standard AWS chain, as boto3's on the Python side: environment variables, system
+# properties, web identity (Kubernetes IRSA), ~/.aws profiles, container and instance roles
+# (Hadoop's default list misses the profiles and web identity). Credentials never enter Spark's conf.
+S3A_CREDENTIALS = "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+
+
+def s3a_conf() -> dict[str, str]:
+    """`s3a://` settings when the landing zone or the lake is on S3; none otherwise (nothing to pay).
+
+    hadoop-aws and the AWS SDK bundle (`make jars`: `.jars/s3a/`, matching Spark's Hadoop 3.5.0) go
+    on the driver's class path rather than in `spark.jars`: a local session would copy the ~700 MB
+    bundle into its temp folder at every start. Other masters also get them in `spark.jars`, so
+    executors fetch them as they fetch Delta's. The endpoint and region are what boto3 resolved from
+    the AWS chain (`featurepipe.storage.s3_access`): a custom endpoint (`AWS_ENDPOINT_URL`, e.g.
+    MinIO) gets path-style access, and TLS exactly when its scheme is https.
+    """
+    from urllib.parse import urlparse
+
+    from featurepipe.storage import is_s3, s3_access
+
+    settings = get_settings()
+    if not (is_s3(settings.raw_uri) or is_s3(settings.lake_uri)):
+        return {}
+    jars = sorted(str(p) for p in S3A_JARS_DIR.glob("*.jar")) if S3A_JARS_DIR.is_dir() else []
+    if not any("hadoop-aws" in j for j in jars):
+        raise MissingJarsError(f"hadoop-aws JARs for s3a:// not found in {S3A_JARS_DIR}: run `make jars` "
+                               "(FEATUREPIPE_RAW_URI or FEATUREPIPE_LAKE_URI is on S3)")
+    access = s3_access()
+    conf = {
+        "spark.driver.extraClassPath": os.pathsep.join(jars),
+        "spark.hadoop.fs.s3a.aws.credentials.provider": S3A_CREDENTIALS,
+        "spark.hadoop.fs.s3a.endpoint.region": access.region,
+    }
+    if not settings.spark_master.startswith("local"):
+        conf["spark.jars"] = ",".join(jar_paths() + jars)
+    if access.endpoint:
+        conf.update({
+            "spark.hadoop.fs.s3a.endpoint": access.endpoint,
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": str(urlparse(access.endpoint).scheme == "https").lower(),
+        })
+    return conf
+
+
 def spark_conf(shuffle_partitions: int | None = None) -> dict[str, str]:
     """Every setting our sessions need, for the builder and for `spark-submit --conf`."""
     conf = dict(BASE_CONF)
@@ -86,7 +132,50 @@ def spark_conf(shuffle_partitions: int | None = None) -> dict[str, str]:
     memory = os.environ.get("FEATUREPIPE_SPARK_DRIVER_MEMORY", "").strip()
     if memory:
         conf["spark.driver.memory"] = memory
+    code = shipped_code()
+    if code:  # spark-submit's --py-files; the driver serves it to the executors, which put it on sys.path
+        conf["spark.submit.pyFiles"] = code
+    conf.update(s3a_conf())
     return conf
+
+
+def shipped_code() -> str | None:
+    """The zip of featurepipe that executors import (`spark.submit.pyFiles`), or None.
+
+    Executors run our code too (Feast's materialization unpickles a repo config naming our offline
+    store and registry classes), and on a cluster they are other processes, usually on hosts
+    without this checkout. FEATUREPIPE_SPARK_SHIP_CODE: `auto` (default) ships it on any master but
+    `local[...]`; `on`; `off` when the executors' Python already has featurepipe (a container image).
+    """
+    mode = (os.environ.get("FEATUREPIPE_SPARK_SHIP_CODE") or "auto").strip().lower()
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"FEATUREPIPE_SPARK_SHIP_CODE must be one of auto, on, off; got {mode!r}")
+    if mode == "off" or (mode == "auto" and get_settings().spark_master.startswith("local")):
+        return None
+    return str(code_zip())
+
+
+def code_zip() -> Path:
+    """`featurepipe/` (code and package data) as a zip under the data dir, built once per version of
+    the code: its name is a hash of the contents, so a run never ships stale code under an old name."""
+    import hashlib
+    import zipfile
+
+    package = Path(__file__).resolve().parent
+    files = {path.relative_to(package.parent).as_posix(): path.read_bytes() for path in sorted(package.rglob("*"))
+             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"}
+    digest = hashlib.sha256()
+    for name, data in files.items():
+        digest.update(name.encode() + b"\0" + data + b"\0")
+    target = get_settings().data_dir / "spark-code" / f"featurepipe-{digest.hexdigest()[:16]}.zip"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}")
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in files.items():
+                archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+        temporary.replace(target)  # atomic: two runs building it at once both leave a whole zip
+    return target
 
 
 def _default_shuffle_partitions() -> int:
@@ -99,12 +188,17 @@ def python_env() -> dict[str, str]:
 
     Workers otherwise start whichever `python3` is first on PATH (pyspark 4.2 ignores
     `spark.pyspark.python`), and `spark-submit` is found on PATH: the venv's `bin/` goes first.
+    On a cluster master a `PYSPARK_PYTHON` set by the user wins: the executors' Python is theirs
+    (an image's, or a venv shipped with `spark.archives` as `./environment/bin/python`).
     """
     venv_bin = os.path.dirname(sys.executable)
     path = os.environ.get("PATH", "")
     if venv_bin not in path.split(os.pathsep):
         path = venv_bin + os.pathsep + path
-    return {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "PATH": path}
+    workers = sys.executable
+    if not get_settings().spark_master.startswith("local"):
+        workers = os.environ.get("PYSPARK_PYTHON") or sys.executable
+    return {"PYSPARK_PYTHON": workers, "PYSPARK_DRIVER_PYTHON": sys.executable, "PATH": path}
 
 
 def start_spark_while(app_name: str, work: Callable[[], None]) -> SparkSession:

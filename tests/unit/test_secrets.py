@@ -197,7 +197,7 @@ def test_detector_finds(path: str, text: str, rule: str) -> None:
         ("app.py", f"parts.append(f'{PW}={{secret}}')"),  # an f-string field
         ("app.py", f"{PW.upper()}_PLACEHOLDER = '@@REDIS_{PW.upper()}@@'"),
         ("app.py", "token: str"),
-        ("app.py", f"S3A_CREDENTIALS = 'software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider'"),
+        ("app.py", "S3A_CREDENTIALS = 'software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider'"),
         ("app.py", "ok = found.token == expected_token"),
         ("app.py", "'''`redis://[:pw@]host:port/db`'''"),
         ("README.md", f"{PW}: hunter2"),  # prose: only the always-on rules apply
