@@ -164,12 +164,32 @@ def _print_run_summary(as_of: AsOfRange) -> None:
 
 
 def _use_shared_driver() -> None:
-    """On a local master, the run's steps go to the data dir's warm shared driver (featurepipe.shared_driver)."""
-    import os
+    """On a local master, the run's steps go to the data dir's warm shared driver (featurepipe.shared_driver).
 
+    A new data dir's Airflow metadata database is migrated meanwhile (both take ~15-25 s, mostly
+    waiting on other processes), not after it."""
+    import os
+    import threading
+
+    from featurepipe.orchestrator import airflow_env, ensure_airflow_db
     from featurepipe.shared_driver import for_cli_run
 
-    url = for_cli_run()
+    failed: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            ensure_airflow_db(airflow_env())
+        except BaseException as exc:  # raised again below, in this thread
+            failed.append(exc)
+
+    migrating = threading.Thread(target=migrate, name="featurepipe-airflow-db", daemon=True)
+    migrating.start()
+    try:
+        url = for_cli_run()
+    finally:
+        migrating.join()
+    if failed:
+        raise failed[0]
     if url:
         os.environ["FEATUREPIPE_SPARK_SERVER"] = url  # `airflow dags test` inherits it: the server runner
 
@@ -198,7 +218,9 @@ def _backfill(args: argparse.Namespace) -> None:
     print(f"[backfill] {check_backfill_range(args.start.isoformat(), args.end.isoformat())}", flush=True)
     _use_shared_driver()
     # the run's logical date is the range end: one run per range, reruns of a range are separate runs
-    run_dag(BACKFILL_DAG, as_of.end.isoformat(), conf={"start": as_of.start.isoformat(), "end": as_of.end.isoformat()})
+    # checked just above: the DAG's check_range is marked done instead of reading every footer again
+    run_dag(BACKFILL_DAG, as_of.end.isoformat(), conf={"start": as_of.start.isoformat(), "end": as_of.end.isoformat()},
+            skip="check_range")
     _print_run_summary(as_of)
 
 

@@ -451,7 +451,7 @@ def materialize(start: dt.datetime, end: dt.datetime) -> None:
     spark = get_spark("featurepipe-materialize")
     store = get_store()
     ensure_applied(store)
-    with feast_session(spark):
+    with feast_session(spark, arrow=True):  # each user's newest row reaches Python as Arrow batches
         store.materialize(start_date=start, end_date=end, feature_views=[USER_PURCHASE.name])
 
 

@@ -165,7 +165,7 @@ def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], No
     raw, _ = read_source(spark, uri, source, files=[f.path for f in fresh])
     batch = split_batch(raw, source, as_of)
     if gate is not None:
-        gate(batch.events.drop(EVENT_DATE))
+        gate(batch.events)  # the cached frame itself: a projection of it would be cached a second time
 
     # one job counts every raw row by reason (null: valid)
     by_reason = {r[REASON]: r["count"] for r in batch.flagged.groupBy(REASON).count().collect()}
@@ -173,12 +173,20 @@ def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], No
     n_raw = n_valid + sum(by_reason.values())
     quarantine(spark, batch.invalid, rows=n_raw - n_valid)
     current = stored_copies(spark, batch.events, source)
-    winning = winners(batch.events, current, source).cache()
-    days = changed_days(winning, source)
-    # counted before the merge: writing the clean table invalidates every cache built on it
-    n_events = batch.events.count()
-    won = winning.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("_replaces").cast("int")).alias("replacing")).first()
+    winning = winners(batch.events, current, source)
+    if current is not None:  # read again by the stats and the merge: the join with the stored copies once
+        winning = winning.cache()
+    # one job for what the report and the merge need; counted before the merge, which invalidates
+    # every cache built on the clean table
+    won = winning.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(F.col("_replaces").cast("int")).alias("replacing"),
+        F.collect_set(F.to_date(source.timestamp_column)).alias("days"),
+        F.collect_set("_previous_date").alias("previous_days"),
+    ).first()
     n_won, replacing = won["n"], won["replacing"] or 0
+    days = changed_days(won["days"], won["previous_days"])
+    n_events = batch.events.count()  # cached: no job reads the landing again
     bookkeeping.mark_dirty_days(spark, days, as_of.label)  # before the merge: see the module docstring
     merge_clean(spark, winning, source, first_run=current is None, days=days, replacing=replacing)
     bookkeeping.record_ingested(spark, fresh, as_of.end)  # after it: an unrecorded file is read again

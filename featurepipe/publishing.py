@@ -24,10 +24,11 @@ def publish(spark: SparkSession, span: AsOfRange, run_id: str, tiles_version: in
     from featurepipe import bookkeeping, lake
 
     table = lake.staged_table(run_id)
-    staged = lake.read_range(spark, table, AS_OF_DATE, span.start, span.end).cache()
-    rows = staged.count()
+    # one pass: the staged rows are read once, as they are written (no count first: the commit counts them)
+    staged = lake.read_range(spark, table, AS_OF_DATE, span.start, span.end)
     lake.replace_partitions(staged, lake.FEATURES, AS_OF_DATE, span.start, span.end)
-    published_version = lake.table_version(spark, lake.FEATURES)  # under the lease: this publish's commit
+    published_version, metrics = lake.last_commit(spark, lake.FEATURES)  # under the lease: this publish's commit
+    rows = int(metrics.get("numOutputRows", 0))
     current = lake.table_version(spark, lake.TILES)
     fresh = tiles_version is None or current == tiles_version
     if fresh:
@@ -38,7 +39,6 @@ def publish(spark: SparkSession, span: AsOfRange, run_id: str, tiles_version: in
         print(f"[publish] tiles changed since this run computed its rows (version {tiles_version} -> {current}): "
               f"as-of {span} published and marked pending for the next run")
     bookkeeping.record_published(spark, span, published_version)
-    staged.unpersist()
     lake.drop_table(table)  # after the records: a crash before it leaves only a folder to delete
     return {
         "span": str(span),

@@ -35,12 +35,20 @@ BASE_CONF = {
     # Delta replays its log with 50 partitions by default, one task each, for every new table
     # version: our tables have one file per day and write, a few thousand actions at most
     "spark.databricks.delta.snapshotPartitions": "1",
+    # a landing batch names its files (one per day: 365 in a year's backfill); past 32 paths Spark
+    # lists them with a Spark job of one task per path, 10x slower than the driver's own listing
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
+    # deduplication keeps rank 1 per event id; Spark would sort every landing row before the shuffle
+    # too (a "group limit" that pays off only when most ids repeat; duplicates are rare here)
+    "spark.sql.optimizer.windowGroupLimitThreshold": "-1",
 }
 
 # Below this much input, compiling Java for every query (whole-stage code generation) costs more
 # than it saves: a daily landing of a few thousand events runs ~2x faster interpreted, while
 # 5M-row aggregations run ~4x faster compiled (measured: README "Code generation follows the input").
-CODEGEN_MIN_BYTES = 32 * 2**20
+# Feature tables are wide and compress well: 850k feature rows are 29 MiB, and interpreted they
+# made validate_features, publish and materialize 1.5-2x slower (bench e2e), hence 4 MiB, not 32.
+CODEGEN_MIN_BYTES = 4 * 2**20
 
 
 def codegen_conf(on: bool) -> dict[str, str]:
