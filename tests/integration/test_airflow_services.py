@@ -38,7 +38,8 @@ UI_RANGE = (dt.date(2025, 1, 4), dt.date(2025, 1, 5))  # featurepipe_backfill tr
 DAGS = ("featurepipe_daily", "featurepipe_backfill")
 USER = "featurepipe"  # SimpleAuthManager's user (role admin); its password is made per test run
 DEADLINE_S = 600
-SHOTS = Path("/tmp/airflow-ui-shots")  # the UI screenshots are copied here to look at
+# set FEATUREPIPE_UI_SHOTS=DIR to get the UI screenshots copied there (else they stay in the test's tmp dir)
+SHOTS = os.environ.get("FEATUREPIPE_UI_SHOTS")
 
 
 class Services:
@@ -281,10 +282,10 @@ def test_ui_login_and_trigger_of_the_backfill_dag_through_its_params_form(
     before = {r["dag_run_id"] for r in services.runs("featurepipe_backfill")}
     with _browser(tmp_path) as browser:
         shots = _trigger_through_the_ui(browser, services, tmp_path, before)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for shot in shots:
-        shutil.copy2(shot, SHOTS / shot.name)
-    print(f"[ui] screenshots: {', '.join(str(SHOTS / s.name) for s in shots)}")
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        shots = [Path(shutil.copy2(shot, Path(SHOTS) / shot.name)) for shot in shots]
+    print(f"[ui] screenshots: {', '.join(str(s) for s in shots)}")
     services.assert_equal_to_reference(spark, monkeypatch, UI_RANGE)
 
 
