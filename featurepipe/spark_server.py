@@ -263,13 +263,17 @@ def serve(host: str, port: int, shared: str | None = None) -> None:
 
     from featurepipe import shared_driver
     from featurepipe.settings import get_settings
-    from featurepipe.spark import get_spark
+    from featurepipe.spark import start_spark_while
 
     began = time.time()
-    spark = get_spark("featurepipe-spark-server")
-    spark.range(1).count()
-    for module in ("delta.tables", "great_expectations", "feast", *(f"jobs.{job}" for job in JOBS)):
+    # the JVM starts in a thread while this one imports GX, Feast and the steps (~10 s of Python
+    # that would otherwise follow the JVM's start); what both threads import comes first
+    for module in ("pyspark.sql", "delta.tables", "featurepipe.command_log"):
         importlib.import_module(module)
+    spark = start_spark_while("featurepipe-spark-server", lambda: [
+        importlib.import_module(module) for module in ("great_expectations", "feast", *(f"jobs.{job}" for job in JOBS))
+    ])
+    spark.range(1).count()
     with StepServer((host, port)) as server:
         url = f"http://{host}:{server.server_address[1]}"
         # SIGTERM (`featurepipe spark-server --stop`, a replaced shared driver) ends the loop cleanly
