@@ -1,5 +1,4 @@
-"""A real S3-protocol server for the tests (moto's standalone server from PyPI, on loopback), and a
-Redis server with a password (tests/servers.py's RedisServer, with `requirepass`)."""
+"""A real S3-protocol server for the tests (moto's standalone server from PyPI, on loopback)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import time
 from pathlib import Path
 
 from cli_helpers import free_port
-from servers import RedisServer
 
 REGION = "us-east-1"
 # moto checks signatures once this many requests have run unauthenticated: the three that make
@@ -107,46 +105,3 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-
-
-class PasswordRedisServer(RedisServer):
-    """A redis-server that requires `password` (AUTH) of every client."""
-
-    def __init__(self, folder: Path, password: str) -> None:
-        super().__init__(folder)
-        self.password = password
-
-    @property
-    def url(self) -> str:
-        """Without the password: the pipeline gets it from REDIS_PASSWORD."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> PasswordRedisServer:
-        import redis
-
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install -y redis-server)")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        # the password through the config on stdin: never on a command line that `ps` shows
-        self.proc = subprocess.Popen(
-            [binary, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        config = (f"port {self.port}\nbind 127.0.0.1\ndir {self.folder}\nsave \"\"\nappendonly no\n"
-                  f"requirepass {self.password}\n")
-        self.proc.stdin.write(config.encode())
-        self.proc.stdin.close()
-        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
-        for _ in range(100):
-            try:
-                client.ping()
-                return self
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.1)
-        self.kill()
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        import redis
-
-        redis.Redis(host="127.0.0.1", port=self.port, password=self.password).shutdown(nosave=True)
-        self.proc.wait(timeout=30)

@@ -34,8 +34,17 @@ import pandas as pd
 import pytest
 from cli_helpers import CLI, cli_env, free_port, run_cli
 from compare import KEY, assert_features_equal, assert_online_is_latest
-from reference import COUNT_FEATURES, FEATURE_COLUMNS, FLOAT_FEATURES, load_raw, point_in_time, reference_features, split_valid
-from s3_server import MotoServer, PasswordRedisServer
+from reference import (
+    COUNT_FEATURES,
+    FEATURE_COLUMNS,
+    FLOAT_FEATURES,
+    load_raw,
+    point_in_time,
+    reference_features,
+    split_valid,
+)
+from s3_server import MotoServer
+from servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -69,9 +78,9 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordRedisServer]:
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     try:
-        server = PasswordRedisServer(tmp_path_factory.mktemp("redis-auth"), REDIS_PASSWORD).start()
+        server = RedisServer(tmp_path_factory.mktemp("redis-auth"), password=REDIS_PASSWORD).start()
     except RuntimeError as exc:
         pytest.fail(str(exc))
     yield server
@@ -79,7 +88,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordR
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, moto: MotoServer, redis_server: PasswordRedisServer) -> Iterator[Runs]:
+def runs(tmp_path_factory: pytest.TempPathFactory, moto: MotoServer, redis_server: RedisServer) -> Iterator[Runs]:
     """The data dir and environment of the S3 runs, with their own step server (module docstring)."""
     data_dir = tmp_path_factory.mktemp("s3-data")
     env = {
@@ -174,7 +183,7 @@ def test_backfill_on_s3_matches_the_reference(backfilled: Runs, expected: pd.Dat
 
 
 def test_training_set_and_online_read_from_the_s3_lake_and_password_redis(backfilled: Runs, expected: pd.DataFrame,
-                                                                        redis_server: PasswordRedisServer) -> None:
+                                                                        redis_server: RedisServer) -> None:
     import json
 
     import redis
