@@ -122,11 +122,9 @@ def append(df: DataFrame, table: str, merge_schema: bool = False) -> None:
 
 def table_version(spark: SparkSession, table: str) -> int | None:
     """The table's current Delta version (from its log), None if it does not exist."""
-    from delta.tables import DeltaTable
-
     if not table_exists(spark, table):
         return None
-    return int(DeltaTable.forPath(spark, table_path(table)).history(1).select("version").first()[0])
+    return last_commit(spark, table)[0]
 
 
 def last_commit(spark: SparkSession, table: str) -> tuple[int, dict[str, str]]:
