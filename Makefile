@@ -64,9 +64,17 @@ demo: install
 	$(VENV)/bin/featurepipe training-set --entities $(FEATUREPIPE_DATA_DIR)/demo/entities.csv \
 	  --out $(FEATUREPIPE_DATA_DIR)/demo/training_set_v2.parquet --feature-service user_spend_v2
 	$(PY) -m featurepipe.demo show $(FEATUREPIPE_DATA_DIR)/demo/training_set_v2.parquet --rows 6
+	$(VENV)/bin/featurepipe training-set --entities $(FEATUREPIPE_DATA_DIR)/demo/entities.csv \
+	  --out $(FEATUREPIPE_DATA_DIR)/demo/training_set_user_product.parquet \
+	  --features transactions_30d,total_spent_30d,purchases_30d,popularity_rank_30d,avg_rating_90d,main_category,category_embedding
+	$(PY) -m featurepipe.demo show $(FEATUREPIPE_DATA_DIR)/demo/training_set_user_product.parquet --rows 6
 	$(VENV)/bin/featurepipe online --user-id u0001 --user-id u0002 --user-id u0003
+	$(VENV)/bin/featurepipe online --product-id p01001 --product-id p05002
+	$(VENV)/bin/featurepipe online --product-id p01001 --features main_category,category_embedding
+	$(VENV)/bin/featurepipe online --user-id u0001 --product-id p01001 --feature-service user_product_v1
 	$(VENV)/bin/featurepipe online --user-id u0001 --user-id u9999 --feature-service user_spend_v2 --request amount=42.5
 	$(VENV)/bin/featurepipe report
+	$(VENV)/bin/featurepipe catalog   # its last line: where the catalog page went
 
 # two workers, one test file each at a time (a file's module fixtures are built once); each worker
 # has its own Spark session and servers. TEST_WORKERS=0 runs everything in one process.

@@ -69,14 +69,16 @@ def pipeline_run(session, start: dt.date, end: dt.date) -> float:
     from featurepipe.features import stage_features
     from featurepipe.ingest import ingest
     from featurepipe.publishing import publish
+    from featurepipe.spec import TRANSACTIONS, groups_of
     from featurepipe.tiles import rebuild_tiles
 
     as_of = AsOfRange(start, end)
     began = time.perf_counter()
     ingest(session, as_of)
-    rebuild_tiles(session, as_of.label)
-    span, _ = stage_features(session, as_of, get_settings().late_lookback_days, run_id="bench")
-    publish(session, span, run_id="bench")
+    rebuild_tiles(session, as_of.label, groups_of(TRANSACTIONS))
+    for group in groups_of(TRANSACTIONS):  # every group of the landings it moves (user and product)
+        span, _ = stage_features(session, as_of, get_settings().late_lookback_days, "bench", group)
+        publish(session, span, run_id="bench", group=group)
     return time.perf_counter() - began
 
 

@@ -1,7 +1,7 @@
 """
 ### featurepipe_backfill
 
-Recomputes `user_purchase_features` for every as-of midnight from **start** to **end**
+Recomputes every feature group (`user_purchase_features`, `product_purchase_features`) for every as-of midnight from **start** to **end**
 (inclusive) — the same steps as the daily DAG, each covering the whole range at once:
 `compute_features` builds every missing tile and every as-of date of the range in one.
 Trigger it from the Airflow UI ("Trigger DAG" shows the form) or with

@@ -1,8 +1,9 @@
 """
 ### featurepipe_daily
 
-Computes `user_purchase_features` as of the run's logical date `T` (a UTC midnight, SPEC §3)
-and publishes it to the Delta feature table and Feast's online store.
+Computes every feature group of the spec (`user_purchase_features`, `product_purchase_features`)
+as of the run's logical date `T` (a UTC midnight, SPEC §3) and publishes each to its Delta feature
+table and Feast's online store. Each step covers all groups in one Spark application.
 
 `wait_for_landing >> validate_raw >> compute_features >> validate_features >> publish >> materialize >> check_parity`
 
@@ -13,10 +14,13 @@ and publishes it to the Delta feature table and Feast's online store.
 
 * **validate_raw**: schema check of every landing, bad rows to `quarantine/transactions`, dedup.
 * **compute_features**: rebuilds the daily tiles that changed, then windows from tiles, staged.
-* **validate_features**: the GX feature suite; a failure stops the run before anything is published.
-* **publish / materialize**: replace the as-of partition, then refresh the online store.
-* **check_parity**: sampled users' online rows must equal their newest published rows in Delta
-  (`featurepipe parity`); a mismatch fails the run, naming users, features and both values.
+* **validate_features**: each group's GX feature suite; a failed suite blocks that group only (the
+  step fails when every group's did).
+* **publish / materialize**: replace each validated group's as-of partition, then refresh the
+  online store; a group whose suite failed for this run is skipped.
+* **check_parity**: each group's sampled online rows must equal their newest published rows in
+  Delta (`featurepipe parity`); a mismatch fails the run, naming entities, features and both
+  values, and so does a group whose suite blocked it this run (after the others are served).
 
 Every Spark step is `jobs/<step>.py` on `FEATUREPIPE_SPARK_MASTER`: inline in the task, on the
 shared `featurepipe spark-server`, or through `spark-submit` (`FEATUREPIPE_STEP_RUNNER`).

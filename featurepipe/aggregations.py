@@ -26,8 +26,11 @@ class Op(str, Enum):
     COUNT = "count"  # events in the window
     SUM = "sum"  # sum of the input column, 0.0 if none
     AVG = "avg"  # sum / count, 0.0 if none
+    MEAN = "mean"  # sum / count, null if none (an average rating of no ratings is unknown, not 0)
     MAX = "max"  # max of the input column, 0.0 if none
     MODE = "mode"  # most frequent non-null value; ties -> smallest; null if none
+    COUNT_DISTINCT = "count_distinct"  # distinct non-null values of the input column in the window (exact)
+    RANK = "rank"  # 1 = largest value of another feature among the entities with a row at T (spec.Rank)
 
 
 class Dtype(str, Enum):
@@ -102,6 +105,10 @@ def counts_column(column: str | None) -> str:
     return f"counts_{column}"
 
 
+def distinct_column(column: str | None) -> str:
+    return f"distinct_{column}"
+
+
 def _count_tiles(_: str | None) -> dict:
     from pyspark.sql import functions as F
 
@@ -118,6 +125,14 @@ def _max_tiles(column: str | None) -> dict:
     from pyspark.sql import functions as F
 
     return {max_column(column): (F.max(F.col(column).cast("double")), F.max)}
+
+
+def _distinct_tiles(column: str | None) -> dict:
+    from pyspark.sql import functions as F
+
+    # the day's distinct values, sorted (an exact set: windows union them, never add their sizes)
+    return {distinct_column(column): (F.collect_set(F.col(column)),
+                                      lambda p: F.array_sort(F.array_distinct(F.flatten(F.collect_list(p)))))}
 
 
 def _count_window(feature: Feature, frame: WindowFrame) -> Column:
@@ -138,6 +153,13 @@ def _avg_window(feature: Feature, frame: WindowFrame) -> Column:
     return F.when(n > 0, total / n).otherwise(F.lit(0.0))
 
 
+def _mean_window(feature: Feature, frame: WindowFrame) -> Column:
+    from pyspark.sql import functions as F
+
+    n = frame.count_in_window(EVENT_COUNT, feature.window_days)
+    return F.when(n > 0, F.sum(sum_column(feature.column)).over(frame.sliding(feature.window_days)) / n)
+
+
 def _max_window(feature: Feature, frame: WindowFrame) -> Column:
     from pyspark.sql import functions as F
 
@@ -148,9 +170,16 @@ OPERATIONS: dict[Op, Operation] = {
     Op.COUNT: Operation(Dtype.INT64, (), _count_tiles, _count_window, empty=0, monotone=True),
     Op.SUM: Operation(Dtype.FLOAT64, ("double",), _sum_tiles, _sum_window, empty=0.0, monotone=True),
     Op.AVG: Operation(Dtype.FLOAT64, ("double",), lambda c: {**_sum_tiles(c), **_count_tiles(c)}, _avg_window, empty=0.0),
+    Op.MEAN: Operation(Dtype.FLOAT64, ("double",), lambda c: {**_sum_tiles(c), **_count_tiles(c)}, _mean_window,
+                       empty=None),
     Op.MAX: Operation(Dtype.FLOAT64, ("double",), _max_tiles, _max_window, empty=0.0, monotone=True),
     # per-value counts per day (a map); the window is computed per value by featurepipe.features
     Op.MODE: Operation(Dtype.STRING, ("string",), lambda c: {counts_column(c): (None, None)}, None, empty=None),
+    # per-day value sets; the window is computed per value by featurepipe.features
+    Op.COUNT_DISTINCT: Operation(Dtype.INT64, ("string",), _distinct_tiles, None, empty=0, monotone=True),
+    # no tiles, no window: computed across entities from the ranked feature (featurepipe.features);
+    # an entity without a row has no rank
+    Op.RANK: Operation(Dtype.INT64, (), lambda c: {}, None, empty=None),
 }
 
 

@@ -8,6 +8,11 @@
   validate, publish and materialize (tasks may run on different workers: state lives in the lake).
 - `published_spans`: every span a publish completed. An as-of date after the first one published
   and covered by none (its run failed, or never ran) is a gap, which later runs fill.
+- `validations`: each run's feature-suite outcome per group: publish copies only groups that passed.
+
+Dirty days belong to a source (every group of it rebuilds its tiles from them); pending dates, spans,
+validations and materializations belong to a feature group (column `feature_group`; rows written
+before there were several groups have none and are the user group's).
 
 Each step consumes what it finished and leaves the rest, so a failed run is repaired by the next.
 """
@@ -23,7 +28,34 @@ from featurepipe.dates import AsOfRange
 from featurepipe.storage import FileInfo
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from featurepipe.spec import FeatureGroup, Source
+
+GROUP = "feature_group"
+
+
+def _group(group: FeatureGroup | None) -> FeatureGroup:
+    from featurepipe.spec import USER_PURCHASE
+
+    return group or USER_PURCHASE
+
+
+def _is_group(spark: SparkSession, table: str, group: FeatureGroup | None) -> Column:
+    """The rows of `table` that belong to `group` (rows without a group are the user group's)."""
+    from pyspark.sql import functions as F
+
+    from featurepipe.spec import USER_PURCHASE
+
+    group = _group(group)
+    legacy = F.lit(group.name == USER_PURCHASE.name)
+    if GROUP not in lake.read_table(spark, table).columns:
+        return legacy
+    return F.when(F.col(GROUP).isNull(), legacy).otherwise(F.col(GROUP) == F.lit(group.name))
+
+
+def _records(spark: SparkSession, table: str, group: FeatureGroup | None) -> DataFrame:
+    return lake.read_table(spark, table).where(_is_group(spark, table, group))
 
 
 def ingested_files(spark: SparkSession) -> set[tuple[str, int, int]]:
@@ -67,18 +99,40 @@ def _date_rows(spark: SparkSession, column: str, dates: list[dt.date], label: st
     return spark.createDataFrame([(d, label) for d in sorted(set(dates))], schema)
 
 
-def mark_dirty_days(spark: SparkSession, days: list[dt.date], label: str) -> None:
+SOURCE = "source"
+
+
+def _is_source(spark: SparkSession, source: Source | None) -> Column:
+    """Dirty marks of `source` (marks without a source are the transactions')."""
+    from pyspark.sql import functions as F
+
+    from featurepipe.spec import TRANSACTIONS
+
+    name = (source or TRANSACTIONS).name
+    legacy = F.lit(name == TRANSACTIONS.name)
+    if SOURCE not in lake.read_table(spark, lake.DIRTY_DAYS).columns:
+        return legacy
+    return F.when(F.col(SOURCE).isNull(), legacy).otherwise(F.col(SOURCE) == F.lit(name))
+
+
+def mark_dirty_days(spark: SparkSession, days: list[dt.date], label: str, source: Source | None = None) -> None:
+    from pyspark.sql import functions as F
+
+    from featurepipe.spec import TRANSACTIONS
+
     if days:
-        lake.append(_date_rows(spark, lake.EVENT_DATE, days, label), lake.DIRTY_DAYS)
+        rows = _date_rows(spark, lake.EVENT_DATE, days, label).withColumn(SOURCE, F.lit((source or TRANSACTIONS).name))
+        lake.append(rows, lake.DIRTY_DAYS, merge_schema=True)
 
 
-def dirty_days(spark: SparkSession) -> list[tuple[dt.date, str]]:
+def dirty_days(spark: SparkSession, source: Source | None = None) -> list[tuple[dt.date, str]]:
     if not lake.table_exists(spark, lake.DIRTY_DAYS):
         return []
-    return sorted({(r[lake.EVENT_DATE], r["marked_by"]) for r in lake.read_table(spark, lake.DIRTY_DAYS).collect()})
+    rows = lake.read_table(spark, lake.DIRTY_DAYS).where(_is_source(spark, source)).collect()
+    return sorted({(r[lake.EVENT_DATE], r["marked_by"]) for r in rows})
 
 
-def clear_dirty_days(spark: SparkSession, done: list[tuple[dt.date, str]]) -> None:
+def clear_dirty_days(spark: SparkSession, done: list[tuple[dt.date, str]], source: Source | None = None) -> None:
     """Forget exactly the marks that were rebuilt (a mark added meanwhile by another run stays)."""
     from pyspark.sql import functions as F
 
@@ -92,32 +146,40 @@ def clear_dirty_days(spark: SparkSession, done: list[tuple[dt.date, str]]) -> No
     condition = F.lit(False)
     for label, days in by_label.items():
         condition = condition | ((F.col("marked_by") == F.lit(label)) & F.col(lake.EVENT_DATE).isin(days))
-    lake.delete_where(spark, lake.DIRTY_DAYS, condition)
+    lake.delete_where(spark, lake.DIRTY_DAYS, condition & _is_source(spark, source))
 
 
-def mark_pending_as_of(spark: SparkSession, dates: list[dt.date], label: str) -> None:
+def mark_pending_as_of(spark: SparkSession, dates: list[dt.date], label: str, group: FeatureGroup | None = None) -> None:
+    from pyspark.sql import functions as F
+
     if dates:
-        lake.append(_date_rows(spark, lake.AS_OF_DATE, dates, label), lake.PENDING_AS_OF)
+        rows = _date_rows(spark, lake.AS_OF_DATE, dates, label).withColumn(GROUP, F.lit(_group(group).name))
+        lake.append(rows, lake.PENDING_AS_OF, merge_schema=True)
 
 
-def pending_as_of(spark: SparkSession) -> list[dt.date]:
+def pending_as_of(spark: SparkSession, group: FeatureGroup | None = None) -> list[dt.date]:
     if not lake.table_exists(spark, lake.PENDING_AS_OF):
         return []
-    return sorted({r[lake.AS_OF_DATE] for r in lake.read_table(spark, lake.PENDING_AS_OF).select(lake.AS_OF_DATE).collect()})
+    rows = _records(spark, lake.PENDING_AS_OF, group).select(lake.AS_OF_DATE).collect()
+    return sorted({r[lake.AS_OF_DATE] for r in rows})
 
 
-def clear_pending_as_of(spark: SparkSession, first: dt.date, last: dt.date) -> None:
+def clear_pending_as_of(spark: SparkSession, first: dt.date, last: dt.date, group: FeatureGroup | None = None) -> None:
     from pyspark.sql import functions as F
 
-    lake.delete_where(spark, lake.PENDING_AS_OF, F.col(lake.AS_OF_DATE).between(F.lit(first), F.lit(last)))
+    if not lake.table_exists(spark, lake.PENDING_AS_OF):
+        return
+    condition = F.col(lake.AS_OF_DATE).between(F.lit(first), F.lit(last)) & _is_group(spark, lake.PENDING_AS_OF, group)
+    lake.delete_where(spark, lake.PENDING_AS_OF, condition)
 
 
-def latest_published(spark: SparkSession) -> dt.date | None:
+def latest_published(spark: SparkSession, group: FeatureGroup | None = None) -> dt.date | None:
     from pyspark.sql import functions as F
 
-    if not lake.table_exists(spark, lake.FEATURES):
+    table = lake.features_table(_group(group))
+    if not lake.table_exists(spark, table):
         return None
-    return lake.read_table(spark, lake.FEATURES).agg(F.max(lake.AS_OF_DATE)).first()[0]
+    return lake.read_table(spark, table).agg(F.max(lake.AS_OF_DATE)).first()[0]
 
 
 class MissingRunSpan(RuntimeError):
@@ -131,7 +193,7 @@ class RunSpan:
 
 
 def record_run_span(spark: SparkSession, run_id: str, as_of: AsOfRange, span: AsOfRange,
-                    tiles_version: int | None = None) -> None:
+                    tiles_version: int | None = None, group: FeatureGroup | None = None) -> None:
     """What compute_features staged for a run (its range plus repaired late dates), for the later steps.
 
     An append, never an update: appends never conflict with another run's, and a rerun of the
@@ -139,25 +201,26 @@ def record_run_span(spark: SparkSession, run_id: str, as_of: AsOfRange, span: As
     """
     _append_record(spark, lake.RUN_SPANS, {"run_id": run_id, "start": as_of.start, "end": as_of.end,
                                            "span_start": span.start, "span_end": span.end,
-                                           "tiles_version": -1 if tiles_version is None else tiles_version},
+                                           "tiles_version": -1 if tiles_version is None else tiles_version,
+                                           GROUP: _group(group).name},
                    "recorded_at")
 
 
-def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange) -> RunSpan:
+def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange, group: FeatureGroup | None = None) -> RunSpan:
     """The span compute_features recorded for `run_id` (the newest record); MissingRunSpan if none."""
     from pyspark.sql import functions as F
 
     found = None
     if lake.table_exists(spark, lake.RUN_SPANS):
         found = (
-            lake.read_table(spark, lake.RUN_SPANS)
+            _records(spark, lake.RUN_SPANS, group)
             .where((F.col("run_id") == run_id) & (F.col("start") == as_of.start) & (F.col("end") == as_of.end))
             .orderBy(F.col("recorded_at").desc())
             .first()
         )
     if found is None:
         raise MissingRunSpan(
-            f"no span recorded for run {run_id!r} (as-of {as_of}) in {lake.RUN_SPANS}: compute_features has not "
+            f"no span recorded for run {run_id!r} (as-of {as_of}, {_group(group).name}) in {lake.RUN_SPANS}: compute_features has not "
             f"finished for this run; rerun it before this step"
         )
     version = found.asDict().get("tiles_version")  # None in records from before it was kept
@@ -165,19 +228,42 @@ def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange) -> RunSpan:
     return RunSpan(AsOfRange(found["span_start"], found["span_end"]), version)
 
 
-def record_published(spark: SparkSession, span: AsOfRange, features_version: int | None = None) -> None:
+def record_published(spark: SparkSession, span: AsOfRange, features_version: int | None = None,
+                     group: FeatureGroup | None = None) -> None:
     """A span is published (appended after the feature table's commit: a crash between leaves a gap to refill),
     with the feature table's version that commit made."""
     _append_record(spark, lake.PUBLISHED_SPANS, {"span_start": span.start, "span_end": span.end,
-                                                 "features_version": -1 if features_version is None else features_version},
+                                                 "features_version": -1 if features_version is None else features_version,
+                                                 GROUP: _group(group).name},
                    "published_at")
 
 
-def record_materialized(spark: SparkSession, window: AsOfRange, features_version: int) -> None:
-    """The online store holds every user's newest row of the feature table at `features_version`
+def record_materialized(spark: SparkSession, window: AsOfRange, features_version: int,
+                        group: FeatureGroup | None = None) -> None:
+    """The online store holds every entity's newest row of the group's feature table at `features_version`
     (appended only after a materialize succeeded: a failed one leaves its rows owed)."""
     _append_record(spark, lake.MATERIALIZED, {"window_start": window.start, "window_end": window.end,
-                                              "features_version": features_version}, "materialized_at")
+                                              "features_version": features_version, GROUP: _group(group).name},
+                   "materialized_at")
+
+
+def record_validated(spark: SparkSession, run_id: str, span: AsOfRange, success: bool, group: FeatureGroup) -> None:
+    """The feature suite's outcome on a run's staged rows of `group` (what publish checks first)."""
+    _append_record(spark, lake.VALIDATIONS, {"run_id": run_id, "span_start": span.start, "span_end": span.end,
+                                             "success": int(success), GROUP: group.name}, "validated_at")
+
+
+def validated(spark: SparkSession, run_id: str, span: AsOfRange | None, group: FeatureGroup) -> bool | None:
+    """Did the newest validation of the run's staged `span` (None: any span) of `group` pass? None if none ran."""
+    from pyspark.sql import functions as F
+
+    if not lake.table_exists(spark, lake.VALIDATIONS):
+        return None
+    found = _records(spark, lake.VALIDATIONS, group).where(F.col("run_id") == run_id)
+    if span is not None:
+        found = found.where((F.col("span_start") == span.start) & (F.col("span_end") == span.end))
+    found = found.orderBy(F.col("validated_at").desc()).first()
+    return None if found is None else bool(found["success"])
 
 
 @dataclass(frozen=True)
@@ -186,21 +272,22 @@ class Materialized:
     features_version: int  # the feature table's version it was sent from
 
 
-def last_materialized(spark: SparkSession) -> Materialized | None:
+def last_materialized(spark: SparkSession, group: FeatureGroup | None = None) -> Materialized | None:
     """The newest successful materialize (highest feature table version), None if none succeeded yet."""
     if not lake.table_exists(spark, lake.MATERIALIZED):
         return None
-    row = lake.read_table(spark, lake.MATERIALIZED).orderBy("features_version", "materialized_at", ascending=False).first()
+    row = _records(spark, lake.MATERIALIZED, group).orderBy("features_version", "materialized_at", ascending=False).first()
     return None if row is None else Materialized(row["window_end"], row["features_version"])
 
 
-def first_published_at(spark: SparkSession, first: dt.date, last: dt.date) -> dict[dt.date, dt.datetime]:
+def first_published_at(spark: SparkSession, first: dt.date, last: dt.date,
+                       group: FeatureGroup | None = None) -> dict[dt.date, dt.datetime]:
     """For each as-of date in first..last that a span covers: when it was first published (UTC)."""
     if not lake.table_exists(spark, lake.PUBLISHED_SPANS):
         return {}
     from pyspark.sql import functions as F
 
-    rows = (lake.read_table(spark, lake.PUBLISHED_SPANS)
+    rows = (_records(spark, lake.PUBLISHED_SPANS, group)
             .where((F.col("span_end") >= F.lit(first)) & (F.col("span_start") <= F.lit(last)))
             .select("span_start", "span_end", F.date_format("published_at", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS").alias("at"))
             .collect())
@@ -214,7 +301,7 @@ def first_published_at(spark: SparkSession, first: dt.date, last: dt.date) -> di
     return found
 
 
-def owed_online(spark: SparkSession) -> dt.date | None:
+def owed_online(spark: SparkSession, group: FeatureGroup | None = None) -> dt.date | None:
     """The first as-of date whose rows the online store may lack: the earliest span published after
     the feature table version of the last successful materialize (every span, if none succeeded
     yet). None when nothing is owed. Read from the records: no scan of the feature table."""
@@ -225,9 +312,10 @@ def owed_online(spark: SparkSession) -> dt.date | None:
 
     last = -1
     if lake.table_exists(spark, lake.MATERIALIZED):
-        last = lake.read_table(spark, lake.MATERIALIZED).agg(F.max("features_version")).first()[0]
+        last = _records(spark, lake.MATERIALIZED, group).agg(F.max("features_version")).first()[0]
+        last = -1 if last is None else last
     # one small row per publish, read whole (spans recorded before versions were have none: -1)
-    spans = [r.asDict() for r in lake.read_table(spark, lake.PUBLISHED_SPANS).collect()]
+    spans = [r.asDict() for r in _records(spark, lake.PUBLISHED_SPANS, group).collect()]
     owed = [s["span_start"] for s in spans if last < 0 or (s.get("features_version") or -1) > last]
     return min(owed, default=None)
 
@@ -243,14 +331,15 @@ def _append_record(spark: SparkSession, table: str, values: dict[str, str | int 
     lake.append(row.withColumn(stamp, F.current_timestamp()), table, merge_schema=True)  # a new column: older lakes
 
 
-def published_dates(spark: SparkSession) -> tuple[dt.date | None, set[dt.date]]:
+def published_dates(spark: SparkSession, group: FeatureGroup | None = None) -> tuple[dt.date | None, set[dt.date]]:
     """(the first as-of date ever published or None, every as-of date some published span covers)."""
+    table = lake.features_table(_group(group))
     if not lake.table_exists(spark, lake.PUBLISHED_SPANS):
-        if not lake.table_exists(spark, lake.FEATURES):
+        if not lake.table_exists(spark, table):
             return None, set()
         # a lake published before spans were recorded: its partitions are what was published
-        covered = {r[0] for r in lake.read_table(spark, lake.FEATURES).select(lake.AS_OF_DATE).distinct().collect()}
+        covered = {r[0] for r in lake.read_table(spark, table).select(lake.AS_OF_DATE).distinct().collect()}
         return min(covered, default=None), covered
-    spans = [(r["span_start"], r["span_end"]) for r in lake.read_table(spark, lake.PUBLISHED_SPANS).collect()]
+    spans = [(r["span_start"], r["span_end"]) for r in _records(spark, lake.PUBLISHED_SPANS, group).collect()]
     covered = {start + dt.timedelta(days=k) for start, end in spans for k in range((end - start).days + 1)}
     return min(covered, default=None), covered

@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     la.add_argument("--date", type=parse_date, help="landing date of files outside landing_date= folders; "
                     "with an empty --from folder, marks a day without events complete")
     la.add_argument("--partial", action="store_true", help="copy without marking the days complete (more files follow)")
+    la.add_argument("--source", dest="raw_source", default="transactions",
+                    help="the raw source the files are (transactions, ratings; default %(default)s): their schema "
+                         "is checked against it and they land under $FEATUREPIPE_RAW_URI/<source>/")
 
     r = sub.add_parser("run", help="run the daily DAG for one as-of date through Airflow")
     r.add_argument("--date", type=parse_date, required=True)
@@ -40,8 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     training_set_arguments(sub.add_parser("training-set", help="point-in-time correct training set via Feast, "
                                                              "with a manifest to reproduce it"))
 
-    o = sub.add_parser("online", help="online features, one JSON object per user")
-    o.add_argument("--user-id", action="append", required=True, dest="user_ids")
+    o = sub.add_parser("online", help="online features, one JSON object per user (or product, or (user, product) pair)")
+    o.add_argument("--user-id", action="append", default=[], dest="user_ids")
+    o.add_argument("--product-id", action="append", default=[], dest="product_ids",
+                   help="product features (default: every feature of product_purchase_features); with --user-id: "
+                        "pairs, in order (or one of either, paired with each of the other)")
     _feature_args(o)
     o.add_argument("--with-status", action="store_true",
                    help='add "as_of" (the row\'s as-of, UTC) and "status": fresh, stale or missing (SPEC §6)')
@@ -54,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="monitoring of an as-of date: drift, completeness, freshness (HTML + JSON)")
     rp.add_argument("--date", type=parse_date, help="as-of date (default: the newest published)")
     rp.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    ca = sub.add_parser("catalog", help="the feature catalog: groups, features, owners, SLAs, lineage, freshness "
+                                         "(static HTML + catalog.json)")
+    ca.add_argument("--out", help="the HTML file (default: $FEATUREPIPE_DATA_DIR/catalog/index.html); "
+                                  "catalog.json goes beside it")
 
     pa = sub.add_parser("parity", help="online store vs the newest published Delta rows; exit 1 on a mismatch")
     pa.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, help="users compared (all if fewer; default %(default)s)")
@@ -72,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     ss.add_argument("--shared", metavar="FINGERPRINT", help=argparse.SUPPRESS)  # set by featurepipe.shared_driver
 
     sub.add_parser("feast-env", help="print shell exports that let the `feast` CLI use feature_repo/")
+
+    # required options are checked by featurepipe.rollback: one line naming what is missing
+    rb = sub.add_parser("rollback", help="restore a feature table to an earlier Delta version, online values included "
+                                         "(docs/RUNBOOK.md)")
+    rb.add_argument("--table", help="the feature table, e.g. features/user_purchase_features (required)")
+    rb.add_argument("--to-version", type=int, help="the Delta version whose content to restore (see --list)")
+    rb.add_argument("--to-timestamp", help="restore the newest version committed at or before this instant (ISO 8601)")
+    rb.add_argument("--reason", help="why (required; recorded in bookkeeping/rollbacks)")
+    rb.add_argument("--list", action="store_true", dest="list_versions",
+                    help="list the table's versions: version, commit time, operation, the run that made it")
     return p
 
 
@@ -135,30 +156,32 @@ def _print_run_summary(as_of: AsOfRange) -> None:
 
     reports = read_run_reports(as_of)
     raw, feats, pub = reports.get("validate_raw", {}), reports.get("compute_features", {}), reports.get("publish", {})
-    tiles = feats.get("tiles", {})
     print(f"done: as-of {as_of} ({as_of.days} day{'s' if as_of.days > 1 else ''})")
-    if raw:
-        print(f"  landings: {raw['new_files']} new of {raw['files']} files, {raw['raw_rows']} raw rows, "
-              f"quarantined {raw['quarantined_rows']} {raw.get('quarantine_reasons') or ''}, "
-              f"duplicates dropped {raw['duplicate_rows_dropped']}, new or corrected events {raw['new_or_corrected_events']}")
-    if tiles:
-        print(f"  tiles rebuilt for {tiles['rebuilt_days']} event days")
-    if feats:
-        print(f"  feature rows {feats['rows']} for {feats['users']} users over {feats['span']} "
-              f"({feats['expiry_rows']} expiry rows, {feats['repaired_as_of_days']} earlier as-of days repaired for late data)")
-        if feats.get("stale_as_of_not_repaired"):
-            print(f"  WARNING: {feats['stale_as_of_not_repaired']} published as-of dates are stale from late data older "
-                  f"than the look-back; repair with: {feats['repair_with']}")
-    if pub:
-        again = " (tiles changed meanwhile: recomputed by the next run)" if pub.get("recomputed_next_run") else ""
-        print(f"  published as-of {pub['span']} to {pub['table']}{again}; materialized to the online store")
-    healed = reports.get("materialize", {}).get("healed_from")
-    if healed:
-        print(f"  online store: also re-sent rows owed since {healed} (an earlier materialize failed)")
-    parity = reports.get("check_parity")
-    if parity:
-        print(f"  parity: {parity['users']} sampled users' online rows equal the feature table (version "
-              f"{parity['features_version']}, newest as-of {parity['newest_as_of']})")
+    for name, source in raw.get("sources", {}).items():
+        print(f"  {name} landings: {source['new_files']} new of {source['files']} files, {source['raw_rows']} raw rows, "
+              f"quarantined {source['quarantined_rows']} {source.get('quarantine_reasons') or ''}, "
+              f"duplicates dropped {source['duplicate_rows_dropped']}, new or corrected events "
+              f"{source['new_or_corrected_events']}")
+    for name, tiles in feats.get("tiles", {}).items():
+        print(f"  {name} tiles rebuilt for {tiles['rebuilt_days']} event days")
+    for name, group in feats.get("groups", {}).items():
+        print(f"  {name}: {group['rows']} feature rows for {group['entities']} entities over {group['span']} "
+              f"({group['expiry_rows']} expiry rows, {group['repaired_as_of_days']} earlier as-of days repaired for late data)")
+        if group.get("stale_as_of_not_repaired"):
+            print(f"  WARNING: {name}: {group['stale_as_of_not_repaired']} published as-of dates are stale from late "
+                  f"data older than the look-back; repair with: {group['repair_with']}")
+    for name, group in pub.get("groups", {}).items():
+        again = " (tiles changed meanwhile: recomputed by the next run)" if group.get("recomputed_next_run") else ""
+        print(f"  published as-of {group['span']} to {group['table']}{again}; materialized to the online store")
+    for name, why in pub.get("blocked", {}).items():
+        print(f"  NOT published: {name}: {why}")
+    for name, group in reports.get("materialize", {}).get("groups", {}).items():
+        if group.get("healed_from"):
+            print(f"  online store: {name}: also re-sent rows owed since {group['healed_from']} (an earlier materialize failed)")
+    for name, group in reports.get("check_parity", {}).get("groups", {}).items():
+        if not group["mismatches"]:
+            print(f"  parity: {name}: {group['entities']} sampled entities' online rows equal the feature table "
+                  f"(version {group['features_version']}, newest as-of {group['newest_as_of']})")
     print(f"  reports: {run_dir(as_of)}; drift, completeness and freshness: `featurepipe report` "
           "(the featurepipe_monitoring DAG runs it after every publish under the Airflow scheduler)")
 
@@ -252,20 +275,36 @@ def _training_set(args: argparse.Namespace) -> int:
     return jobs.training_set.main(argv)
 
 
+def online_entities(user_ids: list[str], product_ids: list[str]) -> list[dict[str, str]]:
+    """`--user-id`/`--product-id` as entity rows: users, products, or (user, product) pairs."""
+    if not user_ids and not product_ids:
+        raise ValueError("give --user-id U (and/or --product-id P), once per entity")
+    if not product_ids:
+        return [{"user_id": u} for u in user_ids]
+    if not user_ids:
+        return [{"product_id": p} for p in product_ids]
+    if len(user_ids) == 1 or len(product_ids) == 1 or len(user_ids) == len(product_ids):
+        n = max(len(user_ids), len(product_ids))
+        return [{"user_id": user_ids[i % len(user_ids)], "product_id": product_ids[i % len(product_ids)]} for i in range(n)]
+    raise ValueError(f"{len(user_ids)} --user-id and {len(product_ids)} --product-id cannot pair: give as many of "
+                     "each, or one of either")
+
+
 def _online(args: argparse.Namespace) -> None:
     from featurepipe.command_log import open_command_log
-    from featurepipe.feast_store import online_features
+    from featurepipe.feast_store import online_rows
 
     open_command_log("online")  # stdout is JSON lines only: the log is under $FEATUREPIPE_DATA_DIR/logs/
 
+    entities = online_entities(args.user_ids, args.product_ids)
     if args.with_status:
         from featurepipe.staleness import online_with_status
 
-        rows = online_with_status(args.user_ids, features=args.features, feature_service=args.feature_service,
+        rows = online_with_status(entities, features=args.features, feature_service=args.feature_service,
                                   now=args.now, request=dict(args.request))
     else:
-        rows = online_features(args.user_ids, features=args.features, feature_service=args.feature_service,
-                               request=dict(args.request), now=args.now)
+        rows = online_rows(entities, features=args.features, feature_service=args.feature_service,
+                           request=dict(args.request), now=args.now)
     for row in rows:
         print(json.dumps(row, default=str))
 
@@ -307,6 +346,16 @@ def _report(args: argparse.Namespace) -> None:
               f"of {len(summary['features'])} features (config {config.source})")
     say(f"[report] HTML: {pointer['html']}")
     say(f"[report] JSON: {pointer['summary']}")
+
+
+def _catalog(args: argparse.Namespace) -> None:
+    from featurepipe.catalog import write_catalog
+    from featurepipe.command_log import open_command_log
+
+    print(f"[catalog] library output goes to {open_command_log('catalog')}", flush=True)
+    written = write_catalog(args.out)
+    print(f"[catalog] JSON: {written.json}")
+    print(written.summary())
 
 
 def _parity(args: argparse.Namespace) -> int:
@@ -371,8 +420,13 @@ def _land(args: argparse.Namespace) -> None:
     from featurepipe.land import land
     from featurepipe.settings import get_settings
 
-    uri = get_settings().transactions_uri
-    result = land(args.source, uri, date=args.date, complete=not args.partial)
+    from featurepipe.spec import SOURCES
+
+    source = next((s for s in SOURCES if s.name == args.raw_source), None)
+    if source is None:
+        raise ValueError(f"--source {args.raw_source!r}: no such raw source (known: {', '.join(s.name for s in SOURCES)})")
+    uri = get_settings().source_uri(source.name)
+    result = land(args.source, uri, date=args.date, complete=not args.partial, source=source)
     print(f"landed into {uri}: {result.summary()}")
 
 
@@ -386,6 +440,12 @@ def _feast_env(_: argparse.Namespace) -> None:
         print(f"featurepipe feast-env: {warning}", file=sys.stderr)
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    from featurepipe.rollback import command
+
+    return command(args.table, args.to_version, args.to_timestamp, args.reason, list_versions=args.list_versions)
+
+
 COMMANDS = {
     "generate": _generate,
     "land": _land,
@@ -394,11 +454,13 @@ COMMANDS = {
     "training-set": _training_set,
     "online": _online,
     "report": _report,
+    "catalog": _catalog,
     "parity": _parity,
     "serve": _serve,
     "ui": _ui,
     "spark-server": _spark_server,
     "feast-env": _feast_env,
+    "rollback": _rollback,
 }
 
 

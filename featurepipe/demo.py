@@ -10,10 +10,19 @@ from pathlib import Path
 from featurepipe.dates import parse_date
 
 
-def entity_table(users: list[str], start: dt.date, end: dt.date, rows: int, seed: int = 1):
-    """Random (user_id, event_timestamp, amount, label) rows in [start, end]: some exactly at midnight,
-    some 1 µs before. `amount` is the purchase being scored: the request value of the on-demand
-    feature amount_vs_avg_basket_30d."""
+def demo_products() -> list[str]:
+    """The generator's five most popular products of each category (its ids: p<category><number>)."""
+    from featurepipe.generate import CATEGORIES
+
+    return [f"p{(c + 1) * 1000 + n:05d}" for c in range(len(CATEGORIES)) for n in range(1, 6)]
+
+
+def entity_table(users: list[str], start: dt.date, end: dt.date, rows: int, seed: int = 1,
+                 products: list[str] | None = None):
+    """Random (user_id, product_id, event_timestamp, amount, label) rows in [start, end]: some exactly
+    at midnight, some 1 µs before. `amount` is the purchase being scored: the request value of the
+    on-demand feature amount_vs_avg_basket_30d; `product_id` the product offered (a training set
+    with product features joins on it)."""
     import numpy as np
     import pandas as pd
 
@@ -28,6 +37,7 @@ def entity_table(users: list[str], start: dt.date, end: dt.date, rows: int, seed
     return pd.DataFrame(
         {
             "user_id": rng.choice(users, size=rows),
+            "product_id": rng.choice(products or demo_products(), size=rows),
             "event_timestamp": ts,
             "amount": np.round(rng.gamma(2.0, 25.0, size=rows), 2),
             "label_will_purchase": rng.integers(0, 2, size=rows),

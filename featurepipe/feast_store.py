@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Iterator
 from urllib.parse import unquote, urlparse
 
 from featurepipe.settings import FEATURE_REPO_DIR, JARS_DIR, Settings, get_settings
-from featurepipe.spec import USER_PURCHASE, USER_PURCHASE_ON_DEMAND, Dtype
+from featurepipe.spec import (GROUPS, ON_DEMAND_GROUPS, REFERENCE_VIEWS, USER_PURCHASE, USER_PURCHASE_ON_DEMAND, Dtype,
+                              FeatureGroup, OnDemandGroup, ReferenceView)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +32,44 @@ PASSWORD_PLACEHOLDER = "@@REDIS_PASSWORD@@"
 
 class FeatureRefError(ValueError):
     pass
+
+
+def declaring_group(name: str) -> FeatureGroup | OnDemandGroup | ReferenceView:
+    """The stored, on-demand or reference group that declares feature `name` (names are unique: spec)."""
+    for group in (*GROUPS, *ON_DEMAND_GROUPS, *REFERENCE_VIEWS):
+        if name in group.feature_names:
+            return group
+    raise KeyError(f"no feature group declares {name!r}")
+
+
+def read_groups(names: list[str]) -> list[FeatureGroup]:
+    """The stored groups whose tables a read of `names` touches (an on-demand feature's base, a
+    reference view's `via` group), in spec order."""
+    found = set()
+    for name in names:
+        group = declaring_group(name)
+        found.add((group.base if isinstance(group, OnDemandGroup) else
+                   group.via[0] if isinstance(group, ReferenceView) else group).name)
+    return [g for g in GROUPS if g.name in found]
+
+
+def join_keys(names: list[str]) -> list[str]:
+    """The entity columns a read of `names` needs: the join keys of their groups, in spec order."""
+    return list(dict.fromkeys(g.join_key for g in read_groups(names)))
+
+
+def _references(names: list[str]) -> list[ReferenceView]:
+    return [v for v in REFERENCE_VIEWS if v.feature in names]
+
+
+def _direct(selection, references: list[ReferenceView]) -> list[str]:
+    """The refs Feast reads by the entity table's own keys: `selection` without the reference views'
+    features, plus each one's `via` feature (the key it is reached by)."""
+    if not isinstance(selection, list):
+        raise FeatureRefError(f"{', '.join(v.name for v in references)} is reached through "
+                              f"{', '.join(f'{v.via[0].name}.{v.via[1]}' for v in references)}: ask for it with --features")
+    refs = [r for r in selection if r.split(":", 1)[0] not in {v.name for v in references}]
+    return list(dict.fromkeys([*refs, *(f"{v.via[0].name}:{v.via[1]}" for v in references)]))
 
 
 def redis_connection_string(url: str, password: str | None = None) -> str:
@@ -127,8 +166,9 @@ def _definition_hash(store: FeatureStore) -> str:
     digest.update(_store_settings().encode())
     from featurepipe import lake
 
-    digest.update(lake.table_path(lake.FEATURES).encode())
-    digest.update(repr(USER_PURCHASE).encode())
+    for group in GROUPS:
+        digest.update(lake.table_path(lake.features_table(group)).encode())
+        digest.update(repr(group).encode())
     from featurepipe.versions import fingerprint
 
     # the on-demand view's code is featurepipe.on_demand's (its functions' reprs vary per process)
@@ -201,8 +241,10 @@ def reset() -> None:
     shutil.rmtree(get_settings().feast_dir, ignore_errors=True)
 
 
-def resolve_features(store: FeatureStore, features: list[str] | None, feature_service: str | None):
-    """Feature refs (`view:feature`, or bare names of the default view) or a feature service."""
+def resolve_features(store: FeatureStore, features: list[str] | None, feature_service: str | None,
+                     default: tuple[FeatureGroup, ...] = (USER_PURCHASE,)):
+    """Feature refs (`view:feature`, or bare names: each group's feature names are its own) or a
+    feature service; neither: every feature of the `default` groups."""
     if features and feature_service:
         raise FeatureRefError("give --features or --feature-service, not both")
     if feature_service:
@@ -212,13 +254,18 @@ def resolve_features(store: FeatureStore, features: list[str] | None, feature_se
             names = ", ".join(s.name for s in store.list_feature_services())
             raise FeatureRefError(f"unknown feature service {feature_service!r} (known: {names})") from exc
     if not features:
-        return [f"{USER_PURCHASE.name}:{name}" for name in USER_PURCHASE.feature_names]
-    views = {g.name: g.feature_names for g in (USER_PURCHASE, USER_PURCHASE_ON_DEMAND)}
+        return [f"{group.name}:{name}" for group in default for name in group.feature_names]
+    views = {g.name: g.feature_names for g in (*GROUPS, *ON_DEMAND_GROUPS, *REFERENCE_VIEWS)}
     refs = []
     for item in features:
-        # a bare name is a stored feature, or an on-demand one
-        default = USER_PURCHASE_ON_DEMAND.name if item in views[USER_PURCHASE_ON_DEMAND.name] else USER_PURCHASE.name
-        view, name = item.split(":", 1) if ":" in item else (default, item)
+        if ":" in item:
+            view, name = item.split(":", 1)
+        else:
+            try:
+                view, name = declaring_group(item).name, item
+            except KeyError:
+                known = "; ".join(f"{v}: {', '.join(n)}" for v, n in views.items())
+                raise FeatureRefError(f"unknown feature {item!r} (known: {known})") from None
         if view not in views:
             raise FeatureRefError(f"unknown feature view {view!r} in {item!r} (known: {', '.join(views)})")
         if name not in views[view]:
@@ -234,7 +281,8 @@ def _feature_names(store: FeatureStore, selection) -> list[str]:
 
 
 def _stored(names: list[str]) -> list[str]:
-    return [n for n in names if n in USER_PURCHASE.feature_names]
+    """The names of aggregated features (those with no-history values)."""
+    return [n for n in names if isinstance(declaring_group(n), FeatureGroup)]
 
 
 def request_fields(names: list[str]) -> list[str]:
@@ -255,39 +303,51 @@ def _readers(names: list[str], field: str) -> str:
                      and field in USER_PURCHASE_ON_DEMAND.feature(n).inputs)
 
 
-def _dtype(name: str) -> Dtype:
-    group = USER_PURCHASE if name in USER_PURCHASE.feature_names else USER_PURCHASE_ON_DEMAND
-    return group.feature(name).dtype
+def _dtype(name: str) -> Dtype | None:
+    """The feature's type; None for a reference view's vector (a list)."""
+    group = declaring_group(name)
+    return None if isinstance(group, ReferenceView) else group.feature(name).dtype
 
 
 _PANDAS_DTYPES = {Dtype.INT64: "Int64", Dtype.FLOAT64: "float64", Dtype.STRING: "object", Dtype.BOOL: "boolean"}
 
 
 def training_set(entities: pd.DataFrame, features: list[str] | None = None, feature_service: str | None = None,
-                 as_of_version: int | None = None) -> pd.DataFrame:
+                 as_of_version: int | None = None, as_of_timestamp: dt.datetime | None = None,
+                 versions: dict[str, int] | None = None) -> pd.DataFrame:
     """Point-in-time correct features for each entity row (SPEC §4); entity columns come back unchanged, in order.
 
-    `as_of_version`: read the feature table as it was at that Delta version (SPEC §7;
-    `featurepipe.training_sets.resolve_version` turns a timestamp into one)."""
+    Every feature table read is pinned to one Delta version (SPEC §7), recorded in the result's
+    `attrs["delta_versions"]` ({table: version}): `versions[table]` if given (a manifest's), else
+    `as_of_version` for the user group's table, else the newest version committed at or before
+    `as_of_timestamp`, else the current one."""
     import pandas as pd
 
     from featurepipe import lake
     from featurepipe.spark import fit_codegen, get_spark
+    from featurepipe.training_sets import resolve_version
 
     check_entities(entities)
     spark = get_spark("featurepipe-training-set")  # Feast reuses the active, Delta-enabled session
-    fit_codegen(spark, lake.table_bytes(spark, lake.FEATURES))
     store = get_store()
     ensure_applied(store)
-    selection = resolve_features(store, features, feature_service)
+    # SPEC §5: by default every feature of user_purchase_features (another group's only when the
+    # entity table has that group's key and no user_id)
+    default = (USER_PURCHASE,) if USER_PURCHASE.join_key in entities.columns else _default_groups(entities.columns)
+    selection = resolve_features(store, features, feature_service, default=default)
     names = _feature_names(store, selection)
     needed = request_fields(names)
-    check_entities(entities, needed, names)
+    keys = join_keys(names)
+    check_entities(entities, needed, names, keys)
+    references = _references(names)
+    if references:  # read by the entity's keys first, then by the keys that read found
+        selection = _direct(selection, references)
+    fit_codegen(spark, sum(lake.table_bytes(spark, lake.features_table(g)) for g in read_groups(names)))
 
     query = pd.DataFrame(
         {
             ENTITY_ROW: range(len(entities)),
-            USER_PURCHASE.join_key: entities[USER_PURCHASE.join_key].astype(str).to_numpy(),
+            **{key: entities[key].astype(str).to_numpy() for key in keys},
             "event_timestamp": _utc(entities["event_timestamp"]).reset_index(drop=True),
         }
     )
@@ -297,10 +357,26 @@ def training_set(entities: pd.DataFrame, features: list[str] | None = None, feat
         if field != "event_timestamp":
             query[field] = (pd.to_numeric(entities[field], errors="raise").astype("float64").to_numpy()
                             if field in needed else float("nan"))
-    with feast_session(spark, arrow=True), _feature_table_at(as_of_version):
+    pinned = {}
+    for group in read_groups(names):
+        table = lake.features_table(group)
+        if versions and table in versions:
+            pinned[table] = resolve_version(spark, table, versions[table])
+        elif group is USER_PURCHASE and as_of_version is not None:
+            pinned[table] = resolve_version(spark, table, as_of_version)
+        else:
+            pinned[table] = resolve_version(spark, table, None, as_of_timestamp)
+    with feast_session(spark, arrow=True), _feature_tables_at({lake.table_path(t): v for t, v in pinned.items()}):
         result = store.get_historical_features(entity_df=query, features=selection).to_df()
     # Feast returns rows in its own order and widens Int64-with-nulls to float: restore both
     result = result.set_index(ENTITY_ROW).reindex(range(len(entities)))
+    for view in references:  # a product's main_category -> its category's row (rows hold from the epoch on)
+        by_key = pd.DataFrame({ENTITY_ROW: range(len(entities)),
+                               view.join_key: result[view.via[1]].fillna("").astype(str).to_numpy(),
+                               "event_timestamp": query["event_timestamp"]})
+        with feast_session(spark, arrow=True):
+            found = store.get_historical_features(entity_df=by_key, features=[f"{view.name}:{view.feature}"]).to_df()
+        result[view.feature] = found.set_index(ENTITY_ROW).reindex(range(len(entities)))[view.feature]
     out = entities.copy()
     defaults = no_history_values(_stored(names))
     for name in names:
@@ -309,18 +385,37 @@ def training_set(entities: pd.DataFrame, features: list[str] | None = None, feat
             # no feature row at or before the row's timestamp: the no-history value (SPEC §4). A
             # stored row never holds a null number (the feature suite checks it), so a null is that.
             values = values.fillna(defaults[name])
+        if _dtype(name) is None:  # a vector: a list of floats, None where there is none
+            out[name] = [list(v) if v is not None and not (isinstance(v, float) and v != v) else None for v in values]
+            continue
         dtype = _PANDAS_DTYPES[_dtype(name)]
         # strings: None (not NaN) where there is no value
         out[name] = values.astype(dtype) if dtype != "object" else values.astype(object).where(values.notna(), None)
+    out.attrs["delta_versions"] = pinned
     return out
 
 
-def check_entities(entities: pd.DataFrame, request: list[str] = (), names: list[str] = ()) -> None:
-    """ValueError naming what an entity table lacks (before any Spark work): the key and timestamp,
-    and the request columns of the on-demand features `names` (`request`, from `request_fields`)."""
-    for column in (USER_PURCHASE.join_key, "event_timestamp"):
+def _default_groups(columns) -> tuple[FeatureGroup, ...]:
+    """The groups whose features a read without --features/--feature-service gets: by user_id,
+    user_purchase_features (SPEC §4-§5); by product_id, every product group; by both, all of those."""
+    chosen = tuple(g for g in GROUPS if g.join_key in columns
+                   and (g.join_key != USER_PURCHASE.join_key or g is USER_PURCHASE))
+    return chosen or (USER_PURCHASE,)
+
+
+def check_entities(entities: pd.DataFrame, request: list[str] = (), names: list[str] = (),
+                   keys: list[str] | None = None) -> None:
+    """ValueError naming what an entity table lacks (before any Spark work): the join `keys` of the
+    selected features (None: some group's key) and the timestamp, and the request columns of the
+    on-demand features `names` (`request`, from `request_fields`)."""
+    has = ", ".join(map(str, entities.columns))
+    if keys is None and not any(g.join_key in entities.columns for g in GROUPS):
+        others = [k for k in dict.fromkeys(g.join_key for g in GROUPS) if k != USER_PURCHASE.join_key]
+        raise ValueError(f"the entity table needs a {USER_PURCHASE.join_key!r} column (or another entity's key: "
+                         f"{', '.join(others)}) (it has {has})")
+    for column in (*(keys or ()), "event_timestamp"):
         if column not in entities.columns:
-            raise ValueError(f"the entity table needs a {column!r} column (it has {', '.join(map(str, entities.columns))})")
+            raise ValueError(f"the entity table needs a {column!r} column (it has {has})")
     for column in request:
         if column not in entities.columns:
             raise ValueError(f"the on-demand feature {_readers(names, column)} needs a request column {column!r} "
@@ -328,27 +423,24 @@ def check_entities(entities: pd.DataFrame, request: list[str] = (), names: list[
 
 
 @contextlib.contextmanager
-def _feature_table_at(version: int | None) -> Iterator[None]:
-    """Inside, Feast reads the feature table at Delta `version`: `versionAsOf` joins the reader
-    options of its source (the DeltaFormat's properties) for the reads Feast makes.
+def _feature_tables_at(versions: dict[str, int]) -> Iterator[None]:
+    """Inside, Feast reads each feature table (by path) at its Delta version: `versionAsOf` joins
+    the reader options of its source (the DeltaFormat's properties) for the reads Feast makes.
 
     Feast builds its feature views afresh from the registry for every retrieval, so the option is
     added where its Spark source loads the table; every other source loads as Feast does."""
-    if version is None:
+    if not versions:
         yield
         return
     from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
-    from featurepipe import lake
-
-    path = lake.table_path(lake.FEATURES)
     load = SparkSource._load_dataframe_from_path
 
     def at_version(source: SparkSource, spark_session):
-        if source.path != path or source.table_format is None:
+        if source.path not in versions or source.table_format is None:
             return load(source, spark_session)
         reader = spark_session.read.format(source.table_format.format_type.value)
-        for key, value in {**source.table_format.properties, "versionAsOf": str(version)}.items():
+        for key, value in {**source.table_format.properties, "versionAsOf": str(versions[source.path])}.items():
             reader = reader.option(key, value)
         return reader.load(source.path)
 
@@ -374,10 +466,10 @@ def require_registry() -> None:
 
 
 def no_history_values(names: list[str]) -> dict:
-    """What SPEC §3 gives a user with empty windows (SPEC §4: no history is not unknown): 0, 0.0, null."""
+    """What SPEC §3 gives an entity with empty windows (SPEC §4: no history is not unknown): 0, 0.0, null."""
     from featurepipe.aggregations import operation
 
-    return {n: operation(USER_PURCHASE.feature(n).op).empty for n in names}
+    return {n: operation(declaring_group(n).feature(n).op).empty for n in names}
 
 
 def request_values(names: list[str], given: dict[str, str] | None, now: dt.datetime | None = None) -> dict:
@@ -415,44 +507,69 @@ def request_values(names: list[str], given: dict[str, str] | None, now: dt.datet
 def online_features(user_ids: list[str], features: list[str] | None = None, feature_service: str | None = None,
                     with_as_of: bool = False, request: dict[str, str] | None = None,
                     now: dt.datetime | None = None) -> list[dict]:
-    """The online store's current row for each user, one dict per user, in the order asked.
+    """The online store's current row for each user, one dict per user, in the order asked (`online_rows`)."""
+    return online_rows([{USER_PURCHASE.join_key: u} for u in user_ids], features, feature_service,
+                       with_as_of=with_as_of, request=request, now=now)
 
-    A user without a row gets the no-history values (SPEC §4), so a service sees what a training
-    set gives for that user. `with_as_of`: each dict also carries `as_of`, the row's as-of instant
-    (UTC datetime), None for a user without a row. On-demand features read `request` (NAME=VALUE
-    text, the same for every user) and `now` as the request's `event_timestamp` (SPEC §7).
+
+def online_rows(entities: list[dict[str, str]], features: list[str] | None = None, feature_service: str | None = None,
+                with_as_of: bool = False, request: dict[str, str] | None = None,
+                now: dt.datetime | None = None) -> list[dict]:
+    """The online store's current rows for each entity (a dict of join keys: `{"user_id": ...}`,
+    `{"product_id": ...}` or both), one dict per entity, in the order asked.
+
+    Without `features` or `feature_service`: every feature of the groups whose keys the entities carry. An entity without a row of a group gets
+    that group's no-history values (SPEC §4), so a service sees what a training set gives.
+    `with_as_of`: each dict also carries `as_of`, the newest as-of instant (UTC datetime) of the
+    rows read, None when there is none. On-demand features read `request` (NAME=VALUE text, the
+    same for every entity) and `now` as the request's `event_timestamp` (SPEC §7).
     """
     require_registry()
+    if not entities:
+        return []  # Feast fails on zero entity rows
     store = get_store()
     _ensure_applied_once(store)  # definitions newer than the last run's apply (a new on-demand feature)
-    selection = resolve_features(store, features, feature_service)
+    selection = resolve_features(store, features, feature_service, default=_default_groups({k for e in entities for k in e}))
     names = _feature_names(store, selection)
+    keys = join_keys(names)
+    for entity in entities:
+        missing = [k for k in keys if not entity.get(k)]
+        if missing:
+            raise FeatureRefError(f"the selected features need {' and '.join(missing)} for every entity, got {entity}")
     extra = {field: None for field in _request_source_fields(names)} | request_values(names, request, now)
-    key = USER_PURCHASE.join_key
-    response = store.get_online_features(features=selection, entity_rows=[{key: u, **extra} for u in user_ids])
+    references = _references(names)
+    direct = _direct(selection, references) if references else selection
+    response = store.get_online_features(features=direct, entity_rows=[{**{k: e[k] for k in keys}, **extra}
+                                                                        for e in entities])
     values = response.to_dict(include_event_timestamps=True)
+    for view in references:  # a product's main_category -> its category's vector
+        by_key = [{view.join_key: key or ""} for key in values[view.via[1]]]
+        values[view.feature] = store.get_online_features(features=[f"{view.name}:{view.feature}"],
+                                                         entity_rows=by_key).to_dict()[view.feature]
     stored = _stored(names)
     defaults = no_history_values(stored)
     rows = []
-    for i, user in enumerate(user_ids):
-        # every feature of a row shares its event timestamp; 0 (the epoch) where the store has no row
-        seconds = max((values.get(f"{n}__ts", [0] * len(user_ids))[i] or 0) for n in stored) if stored else 0
-        row = {key: user, **{n: defaults[n] if n in defaults and not seconds else values[n][i] for n in names}}
+    for i, entity in enumerate(entities):
+        # each feature's event timestamp is its row's as-of; 0 (the epoch) where the store has no row
+        seconds = {n: values.get(f"{n}__ts", [0] * len(entities))[i] or 0 for n in stored}
+        row = {**{k: entity[k] for k in keys},
+               **{n: defaults[n] if n in defaults and not seconds[n] else values[n][i] for n in names}}
         if with_as_of:
-            row["as_of"] = dt.datetime.fromtimestamp(seconds, dt.timezone.utc) if seconds else None
+            newest = max(seconds.values(), default=0)
+            row["as_of"] = dt.datetime.fromtimestamp(newest, dt.timezone.utc) if newest else None
         rows.append(row)
     return rows
 
 
-def materialize(start: dt.datetime, end: dt.datetime) -> None:
-    """Latest row per user with start <= event_timestamp <= end into the online store."""
+def materialize(start: dt.datetime, end: dt.datetime, group: FeatureGroup = USER_PURCHASE) -> None:
+    """Latest row per entity of `group` with start <= event_timestamp <= end into the online store."""
     from featurepipe.spark import get_spark
 
     spark = get_spark("featurepipe-materialize")
     store = get_store()
     ensure_applied(store)
     with feast_session(spark, arrow=True):  # each user's newest row reaches Python as Arrow batches
-        store.materialize(start_date=start, end_date=end, feature_views=[USER_PURCHASE.name])
+        store.materialize(start_date=start, end_date=end, feature_views=[group.name])
 
 
 # Feast's Spark offline store switches this on in the active session and leaves it on; with it,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from featurepipe.aggregations import DAY, WindowFrame, counts_column, operation
+from featurepipe.aggregations import DAY, Op, WindowFrame, counts_column, distinct_column, operation
 from featurepipe.dates import AsOfRange
 from featurepipe.lake import AS_OF_DATE, EVENT_DATE
 from featurepipe.spec import Dtype, Feature, FeatureGroup
@@ -86,6 +86,30 @@ def _mode(tiles: DataFrame, first: dt.date, last: dt.date, feature: Feature, gro
     )
 
 
+def _distinct(tiles: DataFrame, first: dt.date, last: dt.date, feature: Feature, group: FeatureGroup) -> DataFrame:
+    """(key, DAY, feature) for as-of dates in [first, last]: the distinct values in the window, exact.
+
+    Per (entity, value): the as-of rows its window covers (`covered_days` of the value's days), then
+    counted per (entity, as-of); as-of rows with no value in the window get no row here (0 after the join).
+    """
+    from pyspark.sql import functions as F
+
+    key = group.join_key
+    values = tiles.select(key, epoch_day(EVENT_DATE).alias(DAY), F.explode(F.col(distinct_column(feature.column))).alias("_value"))
+    covered = covered_days(values, [key, "_value"], feature.window_days, first, last)
+    return covered.groupBy(key, DAY).agg(F.count(F.lit(1)).alias(feature.name))
+
+
+def _ranked(rows: DataFrame, feature: Feature, group: FeatureGroup) -> DataFrame:
+    """Rows plus the rank of each entity by `feature.column` among the rows of its as-of date:
+    1 = largest, ties by key ascending (1..n, no gaps)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    order = Window.partitionBy(DAY).orderBy(F.col(feature.column).desc(), F.col(group.join_key).asc())
+    return rows.withColumn(feature.name, F.row_number().over(order))
+
+
 def _epoch(day: dt.date) -> int:
     return (day - _EPOCH).days
 
@@ -105,7 +129,8 @@ def features_from_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: 
         F.col(EVENT_DATE).between(F.lit(first - dt.timedelta(days=group.row_horizon_days)), F.lit(last))
     ).repartition(key).cache()
     grid = activity_grid(tiles, first, last, group)
-    stats = [c for c in tiles.columns if c not in (key, EVENT_DATE) and tiles.schema[c].dataType.typeName() != "map"]
+    stats = [c for c in tiles.columns
+             if c not in (key, EVENT_DATE) and tiles.schema[c].dataType.typeName() not in ("map", "array")]
     tile_rows = tiles.select(key, epoch_day(EVENT_DATE).alias(DAY), *stats, F.lit(False).alias(_IS_AS_OF))
     as_of_rows = grid.select(
         key, DAY, *[F.lit(None).cast(tiles.schema[c].dataType).alias(c) for c in stats], F.lit(True).alias(_IS_AS_OF),
@@ -118,9 +143,15 @@ def features_from_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: 
         .where(F.col(_IS_AS_OF))
         .drop(_IS_AS_OF)
     )
-    for feature in group.features:
-        if operation(feature.op).window is None:  # per-value operations (MODE): a frame of their own
+    for feature in group.features:  # per-value operations: a frame of their own
+        if feature.op is Op.MODE:
             rows = rows.join(_mode(tiles, first, last, feature, group), [key, DAY], "left")
+        elif feature.op is Op.COUNT_DISTINCT:
+            rows = (rows.join(_distinct(tiles, first, last, feature, group), [key, DAY], "left")
+                    .fillna(0, subset=[feature.name]))
+    for feature in group.features:  # across entities, from the finished rows of each as-of date
+        if feature.op is Op.RANK:
+            rows = _ranked(rows, feature, group)
     as_of = F.date_add(F.lit(_EPOCH), F.col(DAY).cast("int"))
     return rows.select(
         F.col(key),
@@ -160,15 +191,15 @@ def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int, ru
 
     from featurepipe import bookkeeping, lake
     from featurepipe.spec import USER_PURCHASE
-    from featurepipe.tiles import tile_dates
+    from featurepipe.tiles import read_tiles, tile_dates
 
     group = group or USER_PURCHASE
-    first_published, covered = bookkeeping.published_dates(spark)
-    span, too_old, gaps = plan_span(as_of, bookkeeping.pending_as_of(spark), lookback_days, first_published, covered)
+    first_published, covered = bookkeeping.published_dates(spark, group)
+    span, too_old, gaps = plan_span(as_of, bookkeeping.pending_as_of(spark, group), lookback_days, first_published, covered)
     first, last = tile_dates(span.start, span.end, group)
-    tiles = lake.read_range(spark, lake.TILES, EVENT_DATE, first, last)
+    tiles = read_tiles(spark, group, first, last)
     features = features_from_tiles(tiles, span.start, span.end, group).cache()
-    staged = lake.staged_table(run_id)
+    staged = lake.staged_table(run_id, group)
     lake.overwrite(features, staged, partition_by=AS_OF_DATE)
     longest = group.max_window_days
     count = next((f for f in group.features if f.dtype is Dtype.INT64 and f.window_days == longest), None)
@@ -178,20 +209,22 @@ def stage_features(spark: SparkSession, as_of: AsOfRange, lookback_days: int, ru
         (F.sum(F.when(F.col(count.name) == 0, 1).otherwise(0)) if count else F.lit(None)).alias("expiry_rows"),
     ).first()
     report = {
+        "group": group.name,
         "span": str(span),
         "rows": stats["rows"],
-        "users": stats["users"],
+        "entities": stats["users"],
         "expiry_rows": stats["expiry_rows"] or 0,
         "repaired_as_of_days": (as_of.start - span.start).days,
         "gaps_filled": len(gaps),
         "staged": staged,
     }
+    features.unpersist()
     if gaps:
-        print(f"[compute_features] filling {len(gaps)} as-of dates no run published ({gaps[0]}..{gaps[-1]})")
+        print(f"[compute_features] {group.name}: filling {len(gaps)} as-of dates no run published ({gaps[0]}..{gaps[-1]})")
     if too_old:
         # late data older than the lookback: reported with the command that repairs it
         report["stale_as_of_not_repaired"] = len(too_old)
         report["repair_with"] = f"featurepipe backfill --start {too_old[0]} --end {too_old[-1]}"
-        print(f"[compute_features] WARNING: {len(too_old)} published as-of dates ({too_old[0]}..{too_old[-1]}) "
+        print(f"[compute_features] WARNING: {group.name}: {len(too_old)} published as-of dates ({too_old[0]}..{too_old[-1]}) "
               f"are stale from late data older than the {lookback_days}-day lookback; run: {report['repair_with']}")
     return span, report

@@ -8,7 +8,11 @@ each SPEC §2 kind, identical and conflicting duplicates, late arrivals, events 
 half-open window edges, favourite-category ties, and one landing file each with nanosecond
 and with tz-naive timestamps.
 
-Layout: `<out>/transactions/landing_date=YYYY-MM-DD/part-00000.parquet`, one file per day. An
+Ratings of some purchases (`featurepipe.generate_ratings`) land beside them, from the same clean
+purchases whatever the mode.
+
+Layout: `<out>/transactions/landing_date=YYYY-MM-DD/part-00000.parquet` and
+`<out>/ratings/landing_date=YYYY-MM-DD/part-00000.parquet`, one file each per day. An
 `s3://` out is written through boto3: each file is written to a temporary folder, then uploaded
 with its SHA-256 in the object's metadata (as `featurepipe land` does, which then skips it).
 """
@@ -21,7 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from featurepipe.spec import TRANSACTIONS
+from featurepipe.generate_ratings import Ratings, clean_ratings, dirty_ratings, ratings_table
+from featurepipe.spec import RATINGS, TRANSACTIONS
 from featurepipe.storage import is_s3
 
 CATEGORIES = ("beauty", "books", "electronics", "fashion", "grocery", "home", "sports", "toys")
@@ -55,6 +60,7 @@ _US_PER_DAY = 24 * _US_PER_HOUR
 _EPOCH = dt.date(1970, 1, 1)
 _NULL = -1  # code for a null id / category
 _EMPTY = -2  # code for an empty-string id
+_BLANK = -3  # code for a whitespace-only id
 _TID_WIDTH = 10
 
 
@@ -96,6 +102,9 @@ class GenerateSummary:
     tie_users: tuple[str, ...] = ()
     ns_landing: dt.date | None = None
     naive_landing: dt.date | None = None
+    ratings: int = 0  # rating rows written (the dirty ones included)
+    invalid_ratings: int = 0
+    duplicate_ratings: int = 0
 
     @property
     def invalid_rows(self) -> int:
@@ -115,6 +124,7 @@ class GenerateSummary:
             f"{f' + {len(self.tie_users)} tie users' if self.tie_users else ''}, landings "
             f"{self.first_landing}..{self.last_landing}, seed {self.seed}) to {self.out_uri}",
             f"null category: {self.null_category} rows",
+            f"ratings: {self.ratings} rows",
         ]
         if self.dirty:
             reasons = ", ".join(f"{k} {v}" for k, v in self.invalid.items())
@@ -129,6 +139,7 @@ class GenerateSummary:
                 f"edge-of-day rows: {self.edge_rows}",
                 f"tie users: {', '.join(self.tie_users)}; ns timestamps in landing {self.ns_landing}, "
                 f"tz-naive timestamps in landing {self.naive_landing}",
+                f"ratings: {self.invalid_ratings} invalid rows, {self.duplicate_ratings} duplicates",
             ]
         return out
 
@@ -196,8 +207,14 @@ def generate(
         rows = rows.take(order)
         counts["ns_landing"] = start + dt.timedelta(days=days // 3)
         counts["naive_landing"] = start + dt.timedelta(days=2 * days // 3)
+    ratings = clean_ratings(np.random.default_rng([seed, 2]), clean.user, clean.product, clean.ts, days, day0_us)
+    if dirty:
+        injected_ratings, rating_counts = dirty_ratings(np.random.default_rng([seed, 3]), ratings, days)
+        ratings = Ratings.concat([ratings, injected_ratings])
+        ratings = ratings.take(np.argsort(ratings.landing, kind="stable"))
+        counts.update(rating_counts)
     user_width = max(4, len(str(users + len(counts.get("tie_users", ())))))
-    files = _write(out_uri, rows, start, days, dirty, user_width, progress)
+    files = _write(out_uri, rows, ratings, start, days, dirty, user_width, progress)
     return GenerateSummary(
         out_uri=out_uri,
         files=files,
@@ -208,6 +225,7 @@ def generate(
         seed=seed,
         dirty=dirty,
         null_category=int((rows.category == _NULL).sum()),
+        ratings=len(ratings),
         **counts,
     )
 
@@ -456,13 +474,14 @@ def _tie_rows(rng: np.random.Generator, users: int, days: int, day0_us: int, new
 
 
 def _write(
-    out_uri: str, rows: _Rows, start: dt.date, days: int, dirty: bool, user_width: int, progress: Callable[[str], None]
+    out_uri: str, rows: _Rows, ratings: Ratings, start: dt.date, days: int, dirty: bool, user_width: int,
+    progress: Callable[[str], None],
 ) -> int:
     import tempfile
     from pathlib import Path
 
     if not is_s3(out_uri):
-        return _write_files(Path(out_uri), out_uri, rows, start, days, dirty, user_width, progress)
+        return _write_files(Path(out_uri), out_uri, rows, ratings, start, days, dirty, user_width, progress)
     import hashlib
 
     from featurepipe.storage import s3_check, s3_join, s3_upload
@@ -475,19 +494,20 @@ def _write(
 
     # each file is written here first, then uploaded with boto3
     with tempfile.TemporaryDirectory(prefix="featurepipe-generate-") as staging:
-        return _write_files(Path(staging), out_uri, rows, start, days, dirty, user_width, progress, upload)
+        return _write_files(Path(staging), out_uri, rows, ratings, start, days, dirty, user_width, progress, upload)
 
 
 def _write_files(
-    root, out_uri: str, rows: _Rows, start: dt.date, days: int, dirty: bool, user_width: int,
+    root, out_uri: str, rows: _Rows, ratings: Ratings, start: dt.date, days: int, dirty: bool, user_width: int,
     progress: Callable[[str], None], upload: Callable | None = None,
 ) -> int:
-    """One Parquet file per landing day under the folder `root`, each passed to `upload` (with its
-    path below `out_uri`) once written."""
+    """One Parquet file per landing day and source under the folder `root`, each passed to `upload`
+    (with its path below `out_uri`) once written; returns the transaction files written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     bounds = np.searchsorted(rows.landing, np.arange(days + 1))
+    rating_bounds = np.searchsorted(ratings.landing, np.arange(days + 1))
     every = max(1, days // 10)
     for d in range(days):
         # users' landings arrive in any unit and with or without a zone; the pipeline must read them all
@@ -498,17 +518,19 @@ def _write_files(
         else:
             ts_type = pa.timestamp("us", tz="UTC")
         part = rows.take(np.arange(bounds[d], bounds[d + 1]))
-        table = _table(part, ts_type, user_width)
         landing = start + dt.timedelta(days=d)
-        rel = f"{TRANSACTIONS.name}/landing_date={landing.isoformat()}/part-00000.parquet"
-        path = root / rel
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, str(path), version="2.6")
-        except OSError as e:
-            raise OSError(f"cannot write landing file {out_uri.rstrip('/')}/{rel}: {e}") from e
-        if upload is not None:
-            upload(path, rel)
+        rated = ratings.take(np.arange(rating_bounds[d], rating_bounds[d + 1]))
+        for source, table in ((TRANSACTIONS, _table(part, ts_type, user_width)),
+                              (RATINGS, ratings_table(rated, ts_type, user_width, dirty))):
+            rel = f"{source.name}/landing_date={landing.isoformat()}/part-00000.parquet"
+            path = root / rel
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(table, str(path), version="2.6")
+            except OSError as e:
+                raise OSError(f"cannot write landing file {out_uri.rstrip('/')}/{rel}: {e}") from e
+            if upload is not None:
+                upload(path, rel)
         if (d + 1) % every == 0 or d == days - 1:
             progress(f"generate: landing {landing} ({d + 1}/{days}) {len(part)} rows")
     return days
@@ -521,9 +543,9 @@ def _table(rows: _Rows, ts_type, user_width: int):
     categories[rows.category == _NULL] = None
     ts = rows.ts * 1000 if ts_type.unit == "ns" else rows.ts
     arrays = {
-        "transaction_id": _ids("t", rows.tid, _TID_WIDTH),
-        "user_id": _ids("u", rows.user, user_width),
-        "product_id": _ids("p", rows.product, 5),
+        "transaction_id": ids("t", rows.tid, _TID_WIDTH),
+        "user_id": ids("u", rows.user, user_width),
+        "product_id": ids("p", rows.product, 5),
         "category": pa.array(categories, type=pa.string()),
         "amount": pa.array(rows.amount, type=pa.float64(), mask=rows.amount_null),
         "event_timestamp": pa.array(np.where(rows.ts_null, 0, ts), type=ts_type, mask=rows.ts_null),
@@ -533,7 +555,7 @@ def _table(rows: _Rows, ts_type, user_width: int):
     return pa.Table.from_arrays([arrays[c.name] for c in TRANSACTIONS.columns], schema=schema)
 
 
-def _ids(prefix: str, codes: np.ndarray, width: int):
+def ids(prefix: str, codes: np.ndarray, width: int):
     import pyarrow as pa
 
     if len(codes) == 0:  # numpy's zfill cannot size an empty array
@@ -541,4 +563,5 @@ def _ids(prefix: str, codes: np.ndarray, width: int):
     out = np.char.add(prefix, np.char.zfill(codes.astype(str), width)).astype(object)
     out[codes == _NULL] = None
     out[codes == _EMPTY] = ""
+    out[codes == _BLANK] = " \t"
     return pa.array(out, type=pa.string())

@@ -64,23 +64,24 @@ def split_batch(raw: DataFrame, source: Source, as_of: AsOfRange) -> Batch:
     return Batch(flagged, events, invalid)
 
 
-def quarantine(spark: SparkSession, invalid: DataFrame, rows: int) -> None:
+def quarantine(spark: SparkSession, invalid: DataFrame, rows: int, source: Source) -> None:
     """Insert quarantine rows never seen before; a row keeps the as-of of the run that first saw it."""
     from delta.tables import DeltaTable
 
     from featurepipe import lake
 
-    if rows == 0 and lake.table_exists(spark, lake.QUARANTINE):
+    table = lake.quarantine_table(source)
+    if rows == 0 and lake.table_exists(spark, table):
         return  # nothing to add: no MERGE (a clean landing is the usual day)
-    if lake.table_exists(spark, lake.QUARANTINE):
+    if lake.table_exists(spark, table):
         (
-            DeltaTable.forPath(spark, lake.table_path(lake.QUARANTINE)).alias("q")
+            DeltaTable.forPath(spark, lake.table_path(table)).alias("q")
             .merge(invalid.alias("n"), "q.row_key = n.row_key")
             .whenNotMatchedInsertAll()
             .execute()
         )
     else:
-        lake.overwrite(invalid, lake.QUARANTINE)
+        lake.overwrite(invalid, table)
 
 
 def stored_copies(spark: SparkSession, events: DataFrame, source: Source) -> DataFrame | None:
@@ -94,9 +95,9 @@ def stored_copies(spark: SparkSession, events: DataFrame, source: Source) -> Dat
 
     from featurepipe import lake
 
-    if not lake.table_exists(spark, lake.CLEAN_TRANSACTIONS):
+    if not lake.table_exists(spark, lake.clean_table(source)):
         return None
-    current = lake.read_table(spark, lake.CLEAN_TRANSACTIONS)
+    current = lake.read_table(spark, lake.clean_table(source))
     ids = events.select(source.id_column).limit(MAX_PUSHED_IDS + 1).collect()
     if len(ids) > MAX_PUSHED_IDS:
         return current
@@ -105,7 +106,7 @@ def stored_copies(spark: SparkSession, events: DataFrame, source: Source) -> Dat
 
 def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_run: bool, days: list,
                 replacing: int) -> None:
-    """Upsert the winning copies into `clean/transactions` (a stored copy is replaced only by a better one).
+    """Upsert the winning copies into `clean/<source>` (a stored copy is replaced only by a better one).
 
     `replacing`: how many winners replace a stored copy. With none (the usual landing: new events
     only), an append does what the MERGE would, without the MERGE's scan of the target.
@@ -118,16 +119,16 @@ def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_r
 
     from featurepipe import lake
 
-    rows = winning.drop("_previous_date", "_replaces")
+    rows, table = winning.drop("_previous_date", "_replaces"), lake.clean_table(source)
     if first_run:
-        lake.overwrite(rows, lake.CLEAN_TRANSACTIONS, partition_by=EVENT_DATE)
+        lake.overwrite(rows, table, partition_by=EVENT_DATE)
         return
     if replacing == 0:
-        lake.append(rows.repartition(EVENT_DATE), lake.CLEAN_TRANSACTIONS)  # one file per day, as the other writes
+        lake.append(rows.repartition(EVENT_DATE), table)  # one file per day, as the other writes
         return
     condition = (F.col(f"c.{source.id_column}") == F.col(f"n.{source.id_column}")) & F.col(f"c.{EVENT_DATE}").isin(days)
     (
-        DeltaTable.forPath(spark, lake.table_path(lake.CLEAN_TRANSACTIONS)).alias("c")
+        DeltaTable.forPath(spark, lake.table_path(table)).alias("c")
         .merge(rows.alias("n"), condition)
         .whenMatchedUpdateAll(condition=rank_key(source, "n") < rank_key(source, "c"))
         .whenNotMatchedInsertAll()
@@ -136,12 +137,14 @@ def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_r
 
 
 def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], None] | None = None,
-           sized: Callable[[int], None] | None = None) -> dict:
-    """Read the landings not yet ingested, quarantine bad rows, merge valid events into the clean table.
+           sized: Callable[[int], None] | None = None, source: Source | None = None) -> dict:
+    """Read the landings of `source` (default: the transactions) not yet ingested, quarantine bad
+    rows, merge valid events into the source's clean table.
 
     `sized(bytes)` hears the new files' size before they are read (the step fits Spark to it);
     `gate(events)` may veto the batch before anything is written (the raw GX suite). Returns the
-    step report. The order of the writes is the crash-safety rule of the module docstring.
+    step report. The order of the writes is the crash-safety rule of the module docstring. The
+    first source of `spec.SOURCES` must have landings; another may have none yet (nothing to do).
     """
 
     from pyspark.sql import functions as F
@@ -149,16 +152,23 @@ def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], No
     from featurepipe import bookkeeping
     from featurepipe.raw import read_source
     from featurepipe.settings import get_settings
-    from featurepipe.spec import USER_PURCHASE
+    from featurepipe.spec import SOURCES
 
-    source = USER_PURCHASE.source
-    uri = get_settings().transactions_uri
-    listed, fresh = list_new_files(spark, uri)
+    source = source or SOURCES[0]
+    uri = get_settings().source_uri(source.name)
+    nothing = {"raw_rows": 0, "quarantined_rows": 0, "quarantine_reasons": {}, "duplicate_rows_dropped": 0,
+               "new_or_corrected_events": 0, "dirty_days": 0}
+    try:
+        listed, fresh = list_new_files(spark, uri)
+    except FileNotFoundError:
+        if source.name == SOURCES[0].name:
+            raise
+        print(f"[validate_raw] {source.name}: no landings under {uri} yet")
+        return {"files": 0, "new_files": 0, **nothing}
     report = {"files": len(listed), "new_files": len(fresh)}
     if not fresh:
         print(f"[validate_raw] {len(listed)} raw files under {uri}, none new")
-        return {**report, "raw_rows": 0, "quarantined_rows": 0, "quarantine_reasons": {}, "duplicate_rows_dropped": 0,
-                "new_or_corrected_events": 0, "dirty_days": 0}
+        return {**report, **nothing}
     print(f"[validate_raw] reading {len(fresh)} new of {len(listed)} raw files under {uri}")
     if sized is not None:
         sized(sum(f.size for f in fresh))
@@ -171,7 +181,7 @@ def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], No
     by_reason = {r[REASON]: r["count"] for r in batch.flagged.groupBy(REASON).count().collect()}
     n_valid = by_reason.pop(None, 0)
     n_raw = n_valid + sum(by_reason.values())
-    quarantine(spark, batch.invalid, rows=n_raw - n_valid)
+    quarantine(spark, batch.invalid, rows=n_raw - n_valid, source=source)
     current = stored_copies(spark, batch.events, source)
     winning = winners(batch.events, current, source)
     if current is not None:  # read again by the stats and the merge: the join with the stored copies once
@@ -187,7 +197,7 @@ def ingest(spark: SparkSession, as_of: AsOfRange, gate: Callable[[DataFrame], No
     n_won, replacing = won["n"], won["replacing"] or 0
     days = changed_days(won["days"], won["previous_days"])
     n_events = batch.events.count()  # cached: no job reads the landing again
-    bookkeeping.mark_dirty_days(spark, days, as_of.label)  # before the merge: see the module docstring
+    bookkeeping.mark_dirty_days(spark, days, as_of.label, source)  # before the merge: see the module docstring
     merge_clean(spark, winning, source, first_run=current is None, days=days, replacing=replacing)
     bookkeeping.record_ingested(spark, fresh, as_of.end)  # after it: an unrecorded file is read again
     return {

@@ -20,12 +20,47 @@ from featurepipe.storage import spark_uri
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-# table names under FEATUREPIPE_LAKE_URI (SPEC §3a; the others are documented in the README)
-QUARANTINE = "quarantine/transactions"
-CLEAN_TRANSACTIONS = "clean/transactions"
-TILES = "tiles/user_purchase_daily"
-STAGED_FEATURES = "staging/user_purchase_features"  # one table per run below it: staged_table(run_id)
-FEATURES = "features/user_purchase_features"
+    from featurepipe.spec import FeatureGroup, Source
+
+
+# table names under FEATUREPIPE_LAKE_URI (SPEC §3a; the others are documented in the README):
+# each source and each feature group has its own, named from the spec
+def quarantine_table(source: Source) -> str:
+    return f"quarantine/{source.name}"
+
+
+def clean_table(source: Source) -> str:
+    return f"clean/{source.name}"
+
+
+def tiles_table(group: FeatureGroup) -> str:
+    return f"tiles/{group.name.removesuffix('_features')}_daily"
+
+
+def staging_root(group: FeatureGroup) -> str:
+    return f"staging/{group.name}"  # one table per run below it: staged_table(run_id, group)
+
+
+def features_table(group: FeatureGroup) -> str:
+    return f"features/{group.name}"
+
+
+def group_tables(group: FeatureGroup) -> list[str]:
+    """The lake tables a group's rows flow through, upstream first (its lineage in the lake)."""
+    return [clean_table(group.source), tiles_table(group), features_table(group)]
+
+
+def _user_purchase() -> FeatureGroup:
+    from featurepipe.spec import USER_PURCHASE
+
+    return USER_PURCHASE
+
+
+QUARANTINE = quarantine_table(_user_purchase().source)
+CLEAN_TRANSACTIONS = clean_table(_user_purchase().source)
+TILES = tiles_table(_user_purchase())
+STAGED_FEATURES = staging_root(_user_purchase())
+FEATURES = features_table(_user_purchase())
 # bookkeeping of the incremental pipeline (README: "Incremental runs")
 INGESTED_FILES = "bookkeeping/ingested_files"
 DIRTY_DAYS = "bookkeeping/dirty_tile_days"
@@ -33,6 +68,7 @@ PENDING_AS_OF = "bookkeeping/pending_as_of"
 RUN_SPANS = "bookkeeping/run_spans"
 PUBLISHED_SPANS = "bookkeeping/published_spans"
 MATERIALIZED = "bookkeeping/materialized"
+VALIDATIONS = "bookkeeping/validations"
 FEATURE_STATS = "monitoring/feature_stats"  # one row per (as-of, feature, statistic) of each monitoring report
 
 # columns the tables share
@@ -47,7 +83,7 @@ def table_path(table: str) -> str:
     return spark_uri(get_settings().table_uri(table))
 
 
-def staged_table(run_id: str) -> str:
+def staged_table(run_id: str, group: FeatureGroup | None = None) -> str:
     """The staging table of one run: what its validate_features checks is exactly what its publish copies,
     whatever other runs stage meanwhile. The run id is made path-safe (Airflow's hold `:` and `+`),
     with a digest so that two ids never share a folder."""
@@ -55,7 +91,8 @@ def staged_table(run_id: str) -> str:
     import re
 
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:80]
-    return f"{STAGED_FEATURES}/run={safe}-{hashlib.sha1(run_id.encode()).hexdigest()[:8]}"
+    root = staging_root(group) if group is not None else STAGED_FEATURES
+    return f"{root}/run={safe}-{hashlib.sha1(run_id.encode()).hexdigest()[:8]}"
 
 
 def drop_table(table: str) -> None:

@@ -27,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from featurepipe.storage import (
     COMPLETE_MARKER,
@@ -43,6 +43,9 @@ from featurepipe.storage import (
     s3_read,
     s3_upload,
 )
+
+if TYPE_CHECKING:
+    from featurepipe.spec import Source
 
 _CHUNK = 1 << 20
 
@@ -183,8 +186,10 @@ class _S3Zone:
 
 
 def land(source_dir: Path, transactions_uri: str, date: dt.date | None = None, complete: bool = True,
-         progress: Callable[[str], None] = print) -> Landed:
-    """Copy the Parquet files under `source_dir` into the landing zone and mark their days complete."""
+         progress: Callable[[str], None] = print, source: Source | None = None) -> Landed:
+    """Copy the Parquet files under `source_dir` into the landing zone `transactions_uri` (the
+    source's folder: `$FEATUREPIPE_RAW_URI/<source>`) and mark their days complete; every file's
+    schema is checked against `source` (default: the transactions) first."""
     import pyarrow.parquet as pq
 
     from featurepipe.raw import plan_file
@@ -201,7 +206,7 @@ def land(source_dir: Path, transactions_uri: str, date: dt.date | None = None, c
                 schema = pq.read_schema(path)
             except Exception as exc:
                 raise LandingError(f"{path}: cannot read Parquet schema: {exc}") from None
-            plan_file(str(path), schema, TRANSACTIONS)
+            plan_file(str(path), schema, source or TRANSACTIONS)
     zone = _S3Zone(transactions_uri) if is_s3(transactions_uri) else _LocalZone(transactions_uri)
     result = Landed()
     for day in sorted(planned):

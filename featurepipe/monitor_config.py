@@ -2,6 +2,8 @@
 
 Every key has a default here (the same values the committed file documents); an unknown section or
 key, or a value of the wrong type, is an error naming it, so a typo never silently disables a check.
+The publish-lag limit is not here: it is each feature group's `freshness_sla` in the spec
+(`publish_lag_limit_hours`), which the catalog, Feast tags and the GX suite show too.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from featurepipe.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from featurepipe.spec import FeatureGroup
 
 CONFIG_FILE = PROJECT_ROOT / "monitoring.toml"
 
@@ -38,8 +44,21 @@ class CompletenessThresholds:
 
 @dataclass(frozen=True)
 class FreshnessThresholds:
-    publish_lag_hours: float = 48.0
+    # the publish-lag limit is the group's `freshness_sla` (spec): `publish_lag_limit_hours`
     online_lag_days: float = 1.0
+
+
+# keys that moved out of this file: a config still setting one fails with where it went
+MOVED_KEYS = {
+    ("thresholds.freshness", "publish_lag_hours"): (
+        "moved to the feature spec: each FeatureGroup's freshness_sla in featurepipe/spec.py "
+        "(e.g. freshness_sla=timedelta(hours=48)) is the publish-lag limit; remove it from this file"),
+}
+
+
+def publish_lag_limit_hours(group: FeatureGroup) -> float:
+    """The freshness check's publish-lag limit for `group`: its `freshness_sla`, in hours."""
+    return group.freshness_sla.total_seconds() / 3600
 
 
 @dataclass(frozen=True)
@@ -63,10 +82,15 @@ class MonitoringConfig:
         end = as_of - dt.timedelta(days=self.reference_gap_days)
         return end - dt.timedelta(days=self.reference_days - 1), end
 
-    def thresholds(self) -> dict[str, float]:
-        """Every threshold by the statistic it bounds (`psi`, `rows_change`, ...), for reports."""
-        return {f.name: getattr(getattr(self, group), f.name)
-                for group in ("drift", "completeness", "freshness") for f in fields(getattr(self, group))}
+    def thresholds(self, group: FeatureGroup | None = None) -> dict[str, float]:
+        """Every threshold by the statistic it bounds (`psi`, `rows_change`, ...), for reports; with
+        `group`, its publish-lag limit (`publish_lag_hours`, from the spec's `freshness_sla`) too."""
+        out: dict[str, float] = {}
+        for section in ("drift", "completeness", "freshness"):
+            if section == "freshness" and group is not None:
+                out["publish_lag_hours"] = publish_lag_limit_hours(group)
+            out.update({f.name: getattr(getattr(self, section), f.name) for f in fields(getattr(self, section))})
+        return out
 
     @property
     def webhook_url(self) -> str | None:
@@ -81,6 +105,9 @@ def _number(section: str, key: str, value, kind: type, minimum: float = 0.0):
 
 
 def _take(table: dict, section: str, allowed: set[str]) -> dict:
+    for key in sorted(table):
+        if (section, key) in MOVED_KEYS:
+            raise MonitoringConfigError(f"[{section}] {key} {MOVED_KEYS[(section, key)]}")
     unknown = set(table) - allowed
     if unknown:
         raise MonitoringConfigError(f"[{section}] has unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(allowed))}")

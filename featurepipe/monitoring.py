@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurepipe.drift import NULL_CATEGORY, Drift, categorical_drift, numeric_drift, psi, shares
-from featurepipe.monitor_config import MonitoringConfig
-from featurepipe.spec import USER_PURCHASE, Dtype
+from featurepipe.monitor_config import MonitoringConfig, publish_lag_limit_hours
+from featurepipe.spec import USER_PURCHASE, Dtype, FeatureGroup
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -205,14 +205,18 @@ def _breach(check: str, feature: str, statistic: str, value: float | None, thres
             "threshold": threshold, "message": message}
 
 
-def freshness_breaches(freshness: dict, config: MonitoringConfig) -> list[dict]:
-    """The freshness checks of `_freshness`'s result against the thresholds."""
+def freshness_breaches(freshness: dict, config: MonitoringConfig, group: FeatureGroup) -> list[dict]:
+    """The freshness checks of `_freshness`'s result against the thresholds: the publish lag against
+    `group`'s `freshness_sla` (spec), the online lag against the config's."""
     breaches: list[dict] = []
-    if freshness["publish_lag_hours"] >= config.freshness.publish_lag_hours:
-        breaches.append(_breach("freshness", TABLE, "publish_lag_hours", freshness["publish_lag_hours"],
-                                config.freshness.publish_lag_hours,
+    from featurepipe.settings import format_duration
+
+    limit = publish_lag_limit_hours(group)
+    if freshness["publish_lag_hours"] >= limit:
+        breaches.append(_breach("freshness", TABLE, "publish_lag_hours", freshness["publish_lag_hours"], limit,
                                 f"newest landed event {freshness['newest_landed_event']} is "
-                                f"{freshness['publish_lag_hours']:.1f} h after the newest published as-of {freshness['newest_as_of']}"))
+                                f"{freshness['publish_lag_hours']:.1f} h after the newest published as-of {freshness['newest_as_of']} "
+                                f"({group.name}'s freshness_sla: {format_duration(group.freshness_sla)})"))
     online_lag = freshness.get("online_lag_days")
     if online_lag is not None and online_lag >= config.freshness.online_lag_days:
         breaches.append(_breach("freshness", TABLE, "online_lag_days", online_lag, config.freshness.online_lag_days,
@@ -263,7 +267,7 @@ def _summary(as_of: dt.date, reference: tuple[dt.date, dt.date], ref_dates: list
         if value is not None and abs(value) >= threshold:
             breaches.append(_breach("completeness", TABLE, statistic, value, threshold,
                                     f"{what} at {as_of} {value:+.1%} against the reference mean per as-of"))
-    breaches += freshness_breaches(freshness, config)
+    breaches += freshness_breaches(freshness, config, USER_PURCHASE)
     breaches.sort(key=lambda b: (CHECKS.index(b["check"]), b["feature"], b["statistic"]))
     return {
         "as_of": as_of.isoformat(),
@@ -274,7 +278,7 @@ def _summary(as_of: dt.date, reference: tuple[dt.date, dt.date], ref_dates: list
         "completeness": {"rows": cur["rows"], "users": cur["users"], "reference_rows_per_day": ref_rows,
                          "reference_users": ref_users, "rows_change": rows_change, "users_change": users_change},
         "freshness": freshness,
-        "thresholds": config.thresholds(),
+        "thresholds": config.thresholds(USER_PURCHASE),
         "config": config.source,
         "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # when, not what: the data is as of T
     }

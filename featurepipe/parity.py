@@ -4,7 +4,8 @@ The offline side is the feature table at the version the last successful materia
 time travel), so a run that has published but not yet materialized a newer version never makes a
 false mismatch; what the online store lacks beyond that version is a freshness question
 (`featurepipe report`). Users are sampled by a hash of (seed, user_id), the seed being the newest
-as-of date of that version: the same sample for the same data, a new one each day.
+as-of date of that version: the same sample for the same data, a new one each day. Every feature
+group is checked the same way, entities keyed by its join key.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from featurepipe.spec import USER_PURCHASE
+from featurepipe.spec import USER_PURCHASE, FeatureGroup
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -30,51 +31,53 @@ class NothingMaterialized(RuntimeError):
 
 @dataclass(frozen=True)
 class Mismatch:
-    user_id: str
+    entity: str  # the join key's value (a user_id, a product_id)
     feature: str
     online: object
     offline: object
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.feature} online={self.online!r} offline={self.offline!r}"
+        return f"{self.entity} {self.feature} online={self.online!r} offline={self.offline!r}"
 
 
 @dataclass
 class ParityResult:
     features_version: int
     newest_as_of: dt.date
-    users: int
+    users: int  # entities compared
     mismatches: list[Mismatch] = field(default_factory=list)
+    group: FeatureGroup = USER_PURCHASE
 
     @property
     def ok(self) -> bool:
         return not self.mismatches
 
     def summary(self) -> str:
-        head = (f"parity: {self.users} users x {len(USER_PURCHASE.feature_names)} features, online store vs "
-                f"feature table version {self.features_version} (newest as-of {self.newest_as_of})")
+        head = (f"parity {self.group.name}: {self.users} {self.group.entity}s x {len(self.group.feature_names)} "
+                f"features, online store vs feature table version {self.features_version} (newest as-of "
+                f"{self.newest_as_of})")
         if self.ok:
             return f"{head}: all equal"
-        users = len({m.user_id for m in self.mismatches})
-        return f"{head}: {len(self.mismatches)} values differ for {users} users"
+        entities = len({m.entity for m in self.mismatches})
+        return f"{head}: {len(self.mismatches)} values differ for {entities} {self.group.entity}s"
 
 
-def sample_users(newest: DataFrame, n: int, seed: str) -> DataFrame:
-    """`n` users of `newest` (all if fewer), chosen by a hash of (seed, user_id): stable for a seed."""
+def sample_users(newest: DataFrame, n: int, seed: str, group: FeatureGroup = USER_PURCHASE) -> DataFrame:
+    """`n` entities of `newest` (all if fewer), chosen by a hash of (seed, key): stable for a seed."""
     from pyspark.sql import functions as F
 
-    key = USER_PURCHASE.join_key
+    key = group.join_key
     return newest.orderBy(F.xxhash64(F.lit(seed), F.col(key)), F.col(key)).limit(n)
 
 
-def newest_rows(table: DataFrame) -> DataFrame:
-    """Each user's row of the newest as-of date."""
+def newest_rows(table: DataFrame, group: FeatureGroup = USER_PURCHASE) -> DataFrame:
+    """Each entity's row of the newest as-of date."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from featurepipe.lake import AS_OF_DATE
 
-    order = Window.partitionBy(USER_PURCHASE.join_key).orderBy(F.col(AS_OF_DATE).desc())
+    order = Window.partitionBy(group.join_key).orderBy(F.col(AS_OF_DATE).desc())
     return table.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
 
 
@@ -86,25 +89,27 @@ def equal(a, b) -> bool:
     return a == b
 
 
-def check_parity(spark: SparkSession, sample: int = DEFAULT_SAMPLE) -> ParityResult:
-    """Compare every feature (and the row's as-of) of up to `sample` users; the result lists every difference."""
+def check_parity(spark: SparkSession, sample: int = DEFAULT_SAMPLE, group: FeatureGroup = USER_PURCHASE) -> ParityResult:
+    """Compare every feature (and the row's as-of) of up to `sample` entities of `group`; the result
+    lists every difference."""
     from featurepipe import bookkeeping, lake
-    from featurepipe.feast_store import online_features
+    from featurepipe.feast_store import online_rows
 
     if sample < 1:
         raise ValueError(f"--sample must be >= 1, got {sample}")
-    last = bookkeeping.last_materialized(spark)
+    last = bookkeeping.last_materialized(spark, group)
     if last is None:
-        raise NothingMaterialized("nothing was materialized yet: run `featurepipe run` or `featurepipe backfill` first")
-    table = lake.read_version(spark, lake.FEATURES, last.features_version)
+        raise NothingMaterialized(f"nothing of {group.name} was materialized yet: run `featurepipe run` or "
+                                  "`featurepipe backfill` first")
+    table = lake.read_version(spark, lake.features_table(group), last.features_version)
     newest_as_of = last.window_end  # a materialize window always ends at the newest as-of published then
-    key = USER_PURCHASE.join_key
-    names = USER_PURCHASE.feature_names
-    offline = {r[key]: r for r in sample_users(newest_rows(table), sample, newest_as_of.isoformat())
+    key = group.join_key
+    names = group.feature_names
+    offline = {r[key]: r for r in sample_users(newest_rows(table, group), sample, newest_as_of.isoformat(), group)
                .select(key, lake.AS_OF_DATE, *names).collect()}
     users = sorted(offline)
-    online = {row[key]: row for row in online_features(users, with_as_of=True)}
-    result = ParityResult(last.features_version, newest_as_of, len(users))
+    online = {row[key]: row for row in online_rows([{key: u} for u in users], features=names, with_as_of=True)}
+    result = ParityResult(last.features_version, newest_as_of, len(users), group=group)
     for user in users:
         want, got = offline[user], online[user]
         got_as_of = got["as_of"].date() if got["as_of"] else None
@@ -117,7 +122,7 @@ def check_parity(spark: SparkSession, sample: int = DEFAULT_SAMPLE) -> ParityRes
 
 
 def mismatch_lines(result: ParityResult) -> list[str]:
-    """`user_id feature online=… offline=…` for the first SHOWN mismatches, then how many more there are."""
+    """`<entity> feature online=… offline=…` for the first SHOWN mismatches, then how many more there are."""
     lines = [str(m) for m in result.mismatches[:SHOWN]]
     if len(result.mismatches) > SHOWN:
         lines.append(f"... and {len(result.mismatches) - SHOWN} more")

@@ -2,9 +2,10 @@
 
 Two suites, both generated from `featurepipe.spec` and never hand-listed:
 
-- `transactions_raw` (from `TRANSACTIONS`): run on the rows that passed quarantine, so it is a
-  gate that catches bugs in the quarantine rules; on good data it passes.
-- `user_purchase_features` (from `USER_PURCHASE`): invariants every feature row must satisfy.
+- one per source (`transactions_raw`, `ratings_raw`, from `spec.SOURCES`): run on the rows that
+  passed quarantine, so it is a gate that catches bugs in the quarantine rules; on good data it passes.
+- one per feature group (`user_purchase_features`, `product_purchase_features`, ... from
+  `spec.GROUPS`), named after it: invariants every feature row of the group must satisfy.
 
 The suites are also committed as JSON under `expectations/suites/` so reviewers see what a spec
 change does to them; `python -m featurepipe.quality` regenerates that copy and a unit test keeps
@@ -28,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from featurepipe.aggregations import operation
-from featurepipe.settings import EXPECTATIONS_DIR, get_settings
-from featurepipe.spec import TRANSACTIONS, USER_PURCHASE, FeatureGroup, Op, Source
+from featurepipe.settings import EXPECTATIONS_DIR, format_duration, get_settings
+from featurepipe.spec import GROUPS, SOURCES, TRANSACTIONS, USER_PURCHASE, FeatureGroup, Op, Source
 
 if TYPE_CHECKING:
     from great_expectations.checkpoint import Checkpoint
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 RAW_SUITE = "transactions_raw"
-FEATURE_SUITE = USER_PURCHASE.name
+FEATURE_SUITE = USER_PURCHASE.name  # each group's suite is named after the group
 SUITES_DIR = EXPECTATIONS_DIR / "suites"
 REGENERATE_COMMAND = ".venv/bin/python -m featurepipe.quality"
 # SUMMARY keeps the unexpected counts (COMPLETE would carry whole rows). No sample values:
@@ -76,10 +77,9 @@ def build_raw_suite(source: Source = TRANSACTIONS, name: str = RAW_SUITE) -> Exp
             expectations.append(gxe.ExpectColumnValueLengthsToBeBetween(
                 column=column.name, min_value=1 if column.required else None, max_value=column.max_length))
         elif column.kind == "double" and column.required:
+            low = {"min_value": 0, "strict_min": True} if column.min_value is None else {"min_value": column.min_value}
             expectations.append(
-                gxe.ExpectColumnValuesToBeBetween(
-                    column=column.name, min_value=0, strict_min=True, max_value=column.max_value or _FINITE_MAX
-                )
+                gxe.ExpectColumnValuesToBeBetween(column=column.name, **low, max_value=column.max_value or _FINITE_MAX)
             )
     return _suite(name, expectations, f"source {source.name!r}")
 
@@ -96,17 +96,49 @@ def build_feature_suite(group: FeatureGroup = USER_PURCHASE, name: str | None = 
     expectations.append(
         gxe.ExpectTableColumnsToMatchSet(column_set=[key, ts, *group.feature_names], exact_match=False)
     )
-    expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=1))
+    # a run of the first source (it lands every day) has rows; another source may have none yet
+    expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=1 if group.source.name == SOURCES[0].name else 0))
     expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=[key, ts]))
     for column in (key, ts):
         expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column))
     for f in numeric:
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=f.name))
+        if f.op is not Op.MEAN:  # a mean of nothing is null: checked against its count below
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=f.name))
     for f in numeric:
-        bounds: dict[str, Any] = {"min_value": 0}
-        if f.op != Op.COUNT:
+        bounds: dict[str, Any] = {"min_value": 1 if f.op is Op.RANK else 0}  # ranks start at 1
+        if f.op not in (Op.COUNT, Op.COUNT_DISTINCT, Op.RANK):  # integers are finite
             bounds["max_value"] = _FINITE_MAX
+        if f.op is Op.MEAN:  # a mean lies within its column's bounds (stars: 1..5)
+            column = group.source.column(f.column)
+            bounds = {"min_value": column.min_value if column.min_value is not None else 0,
+                      "max_value": column.max_value if column.max_value is not None else _FINITE_MAX}
         expectations.append(gxe.ExpectColumnValuesToBeBetween(column=f.name, **bounds))
+    # a mean is null exactly when its window is empty
+    for mean in (f for f in features if f.op is Op.MEAN):
+        counts = [c for c in features if c.op is Op.COUNT and c.window_days == mean.window_days]
+        if counts:
+            expectations.append(gxe.ExpectColumnValuesToBeNull(column=mean.name, row_condition=Column(counts[0].name) == 0))
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=mean.name, row_condition=Column(counts[0].name) > 0))
+    # ranks of one as-of date are 1..n without ties (n = the rows at T: checked as unique and >= 1
+    # here and <= the row count by the query below)
+    for rank in (f for f in features if f.op is Op.RANK):
+        expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=[ts, rank.name]))
+        expectations.append(
+            gxe.UnexpectedRowsExpectation(
+                description=f"{rank.name} <= the number of rows of its as-of date",
+                unexpected_rows_query=(
+                    f"SELECT {key}, {ts}, {rank.name} FROM (SELECT {key}, {ts}, {rank.name}, "
+                    f"COUNT(*) OVER (PARTITION BY {ts}) AS _rows FROM {{batch}}) WHERE {rank.name} > _rows"
+                ),
+            )
+        )
+    # distinct values never outnumber the events of the same window
+    for distinct in (f for f in features if f.op is Op.COUNT_DISTINCT):
+        counts = [c for c in features if c.op is Op.COUNT and c.window_days == distinct.window_days]
+        if counts:
+            expectations.append(
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=counts[0].name, column_B=distinct.name, or_equal=True)
+            )
 
     # A longer window holds a superset of events: 7d <= 30d <= 90d. Exact even for float sums,
     # as long as the job adds each window's amounts in one order (IEEE rounding is monotone);
@@ -152,22 +184,32 @@ def build_feature_suite(group: FeatureGroup = USER_PURCHASE, name: str | None = 
             expectations.append(
                 gxe.ExpectColumnValuesToBeNull(column=mode.name, row_condition=Column(counts[0].name) == 0)
             )
-    return _suite(name or group.name, expectations, f"feature group {group.name!r}")
+    return _suite(name or group.name, expectations, f"feature group {group.name!r}", group_meta(group))
 
 
-def _suite(name: str, expectations: list, built_from: str) -> ExpectationSuite:
+def group_meta(group: FeatureGroup) -> dict[str, str]:
+    """What the feature suite's `meta` says of its group (as the Feast view's tags and the catalog do)."""
+    return {"group": group.name, "owner": group.owner, "freshness_sla": format_duration(group.freshness_sla),
+            "source": group.source.name, "version": str(group.version)}
+
+
+def _suite(name: str, expectations: list, built_from: str, meta: dict[str, str] | None = None) -> ExpectationSuite:
     # Expectations go in through the constructor: in GX 1.24 `suite.add_expectation` needs an
     # active data context even for an unsaved suite, and building a suite needs none.
     import great_expectations as gx
 
     return gx.ExpectationSuite(
-        name=name, expectations=expectations, meta={"built_from": f"featurepipe.spec {built_from}"}
+        name=name, expectations=expectations, meta={"built_from": f"featurepipe.spec {built_from}", **(meta or {})}
     )
 
 
+def raw_suite_name(source: Source) -> str:
+    return f"{source.name}_raw"
+
+
 SUITE_BUILDERS: dict[str, Callable[[], ExpectationSuite]] = {
-    RAW_SUITE: build_raw_suite,
-    FEATURE_SUITE: build_feature_suite,
+    **{raw_suite_name(s): (lambda s=s: build_raw_suite(s, raw_suite_name(s))) for s in SOURCES},
+    **{g.name: (lambda g=g: build_feature_suite(g)) for g in GROUPS},
 }
 
 

@@ -110,6 +110,11 @@ def _listed_path(spark_path, uri: str):
 _SPARK_TYPES = {"string": "string", "double": "double", "timestamp": "timestamp"}
 
 
+def source_schema(source: Source) -> str:
+    """The source's columns in the contract's Spark types, as a DDL string."""
+    return ", ".join(f"{c.name} {_SPARK_TYPES[c.kind]}" for c in source.columns)
+
+
 def read_source(
     spark: SparkSession, uri: str, source: Source, files: list[str] | None = None
 ) -> tuple[DataFrame | None, int]:

@@ -57,6 +57,10 @@ class Settings:
     def transactions_uri(self) -> str:
         return _join(self.raw_uri, "transactions")
 
+    def source_uri(self, source: str) -> str:
+        """A raw source's landing zone, e.g. `$FEATUREPIPE_RAW_URI/ratings`."""
+        return _join(self.raw_uri, source)
+
     def table_uri(self, table: str) -> str:
         """A Delta table under the lake, e.g. `features/user_purchase_features`."""
         return _join(self.lake_uri, table)
@@ -113,6 +117,17 @@ def parse_duration(text: str, name: str = "duration") -> dt.timedelta:
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"{name} must be a duration like 2d, 36h, 1d12h or 90m; got {text!r}")
     return dt.timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+
+
+def format_duration(value: dt.timedelta) -> str:
+    """The inverse of `parse_duration`: 48 h -> `2d`, 36 h -> `1d12h`, 90 min -> `1h30m` (whole seconds)."""
+    left = round(value.total_seconds())
+    parts = []
+    for unit, seconds in _UNIT_SECONDS.items():
+        count, left = divmod(left, seconds)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def _choice(name: str, allowed: tuple[str, ...]) -> str:

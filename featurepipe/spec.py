@@ -17,7 +17,9 @@ from featurepipe import on_demand
 from featurepipe.aggregations import Dtype, Op, operation
 
 __all__ = ["Aggregation", "Column", "Dtype", "Feature", "FeatureGroup", "OnDemandFeature", "OnDemandGroup", "Op",
-           "SpecError", "Source", "GROUPS", "ON_DEMAND_GROUPS", "TRANSACTIONS", "USER_PURCHASE",
+           "Rank", "SpecError", "Source", "GROUPS", "ON_DEMAND_GROUPS", "PRODUCT_PURCHASE", "PRODUCT_RATING",
+           "RATINGS", "SOURCES", "TRANSACTIONS", "USER_PURCHASE", "USER_RATING", "group_named", "groups_of",
+           "CATEGORY_EMBEDDINGS", "REFERENCE_VIEWS", "ReferenceView",
            "USER_PURCHASE_ON_DEMAND"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # snake_case: feature, column and table names
@@ -68,6 +70,8 @@ class Aggregation:
                 raise SpecError(f"{where}: every window must be a whole number of days > 0, got {w!r}")
         if len(set(self.windows)) != len(self.windows):
             raise SpecError(f"{where}: a window is listed twice in {self.windows}")
+        if self.op is Op.RANK:
+            raise SpecError(f"{where}: Op.RANK ranks another feature: declare it as Rank(name, by=feature) in the group's ranks")
         if not self.window_suffix and len(self.windows) != 1:
             raise SpecError(f"{where}: a name without window suffix needs exactly one window, got {self.windows}")
 
@@ -76,6 +80,18 @@ class Aggregation:
             Feature(f"{self.name}_{w}d" if self.window_suffix else self.name, self.op, self.column, w)
             for w in self.windows
         ]
+
+
+@dataclass(frozen=True)
+class Rank:
+    """`name` = 1 for the entity with the largest `by` among the entities with a row at T, then
+    2, ...: ties broken by the join key ascending, so the ranks of one T are 1..n without gaps."""
+
+    name: str
+    by: str  # a numeric feature of the same group
+
+    def feature(self, by: Feature) -> Feature:
+        return Feature(self.name, Op.RANK, by.name, by.window_days)
 
 
 # limits every raw row must respect (SPEC §2 plus the bounds that keep sums finite and rows small);
@@ -92,11 +108,17 @@ class Column:
     required: bool
     max_length: int | None = None  # strings: longer values are quarantined (`<name>_too_long`)
     max_value: float | None = None  # doubles: larger values are quarantined (`<name>_too_large`)
+    # doubles: smaller values are quarantined (`<name>_too_small`); without it a required double must be > 0
+    min_value: float | None = None
+    integral: bool = False  # doubles: a value with a fraction is quarantined (`<name>_not_integer`)
 
 
 @dataclass(frozen=True)
 class Source:
-    """A raw event source in the landing zone (SPEC §2)."""
+    """A raw event source in the landing zone (SPEC §2): `$FEATUREPIPE_RAW_URI/<name>/`.
+
+    Copies of one event (same `id_column`) are one event: the earliest timestamp wins, then the
+    smallest value of each double column in declaration order (SPEC §2: the smallest amount)."""
 
     name: str
     columns: tuple[Column, ...]
@@ -120,6 +142,11 @@ class Source:
                 raise SpecError(f"Source {self.name!r}: max_length of {c.name!r} needs a string column and a value >= 1")
             if c.max_value is not None and (c.kind != "double" or not c.max_value > 0):
                 raise SpecError(f"Source {self.name!r}: max_value of {c.name!r} needs a double column and a value > 0")
+            if c.min_value is not None and (c.kind != "double" or (c.max_value is not None and c.min_value > c.max_value)):
+                raise SpecError(f"Source {self.name!r}: min_value of {c.name!r} needs a double column and a value "
+                                "<= its max_value")
+            if c.integral and c.kind != "double":
+                raise SpecError(f"Source {self.name!r}: integral {c.name!r} needs a double column")
         if self.future_tolerance < dt.timedelta(0):
             raise SpecError(f"Source {self.name!r}: future_tolerance must be >= 0, got {self.future_tolerance}")
 
@@ -143,7 +170,13 @@ class FeatureGroup:
     join_key: str
     source: Source
     aggregations: tuple[Aggregation, ...]
+    ranks: tuple[Rank, ...] = ()
     description: str = ""
+    # the catalog (`featurepipe catalog`), Feast tags and the GX suite's meta carry these
+    owner: str = ""  # the team to page: who answers for the values
+    # the newest published as-of may trail the newest landed event by at most this (monitoring's
+    # freshness check reads it; a day lands before its as-of runs, so ~48 h is normal between runs)
+    freshness_sla: dt.timedelta = dt.timedelta(hours=48)
     # bumped with every change of what the group computes (CHANGELOG.md; featurepipe/versions.py
     # fails the tests when the definition changes under the same version)
     version: int = 1
@@ -154,6 +187,14 @@ class FeatureGroup:
             raise SpecError(f"{where}: version must be a whole number >= 1, got {self.version!r}")
         if not self.aggregations:
             raise SpecError(f"{where}: declares no aggregation")
+        if not _NAME.match(self.name) or not _NAME.match(self.entity):
+            raise SpecError(f"{where}: the group and entity names must be snake_case (a-z, 0-9, _)")
+        if not isinstance(self.owner, str) or not self.owner.strip():
+            raise SpecError(f"{where}: declares no owner (the team that answers for its values, e.g. owner=\"growth-data\")")
+        if not isinstance(self.description, str) or not self.description.strip():
+            raise SpecError(f"{where}: declares no description")
+        if not isinstance(self.freshness_sla, dt.timedelta) or self.freshness_sla <= dt.timedelta(0):
+            raise SpecError(f"{where}: freshness_sla must be a positive datetime.timedelta, got {self.freshness_sla!r}")
         columns = {c.name: c for c in self.source.columns}
         if self.join_key not in columns:
             raise SpecError(f"{where}: join key {self.join_key!r} is not a column of source {self.source.name!r}")
@@ -168,15 +209,27 @@ class FeatureGroup:
             if column.kind not in kinds:
                 raise SpecError(f"{where}: aggregation {agg.name!r}: Op.{agg.op.name} needs a {' or '.join(kinds)} "
                                 f"column, {agg.column!r} is {column.kind}")
+        if not isinstance(self.ranks, tuple):
+            raise SpecError(f"{where}: ranks must be a tuple of Rank, got {self.ranks!r}")
+        aggregated = {f.name: f for a in self.aggregations for f in a.features()}
+        for rank in self.ranks:
+            if not isinstance(rank, Rank) or not _NAME.match(rank.name):
+                raise SpecError(f"{where}: ranks must be Rank(name, by=feature) with a snake_case name, got {rank!r}")
+            ranked = aggregated.get(rank.by)
+            if ranked is None or not operation(ranked.op).numeric:
+                raise SpecError(f"{where}: rank {rank.name!r} orders by {rank.by!r}, which is not a numeric "
+                                f"aggregated feature of the group ({', '.join(aggregated)})")
         seen: set[str] = set()
-        for name in [f.name for a in self.aggregations for f in a.features()]:
+        for name in [*(f.name for a in self.aggregations for f in a.features()), *(r.name for r in self.ranks)]:
             if name in seen or name in (self.join_key, self.source.timestamp_column):
                 raise SpecError(f"{where}: feature name {name!r} is declared twice (or clashes with a key column)")
             seen.add(name)
 
     @property
     def features(self) -> list[Feature]:
-        return [f for a in self.aggregations for f in a.features()]
+        aggregated = [f for a in self.aggregations for f in a.features()]
+        by_name = {f.name: f for f in aggregated}
+        return aggregated + [r.feature(by_name[r.by]) for r in self.ranks]
 
     @property
     def feature_names(self) -> list[str]:
@@ -217,12 +270,31 @@ TRANSACTIONS = Source(
     timestamp_column="event_timestamp",
 )
 
+RATINGS = Source(
+    name="ratings",
+    columns=(
+        Column("rating_id", "string", required=True, max_length=MAX_TEXT_LENGTH),
+        Column("user_id", "string", required=True, max_length=MAX_TEXT_LENGTH),
+        Column("product_id", "string", required=True, max_length=MAX_TEXT_LENGTH),
+        Column("stars", "double", required=True, min_value=1, max_value=5, integral=True),
+        Column("event_timestamp", "timestamp", required=True),
+    ),
+    id_column="rating_id",
+    timestamp_column="event_timestamp",
+)
+
+# every raw source, in the order validate_raw ingests them; the first must land every day (the
+# daily DAG waits for it), the others may be absent (a product with no ratings yet)
+SOURCES = (TRANSACTIONS, RATINGS)
+
 USER_PURCHASE = FeatureGroup(
     name="user_purchase_features",
     entity="user",
     join_key="user_id",
     source=TRANSACTIONS,
     description="Purchase activity per user over trailing 7/30/90-day windows, as of each UTC midnight.",
+    owner="growth-data",
+    freshness_sla=dt.timedelta(hours=48),
     aggregations=(
         Aggregation("transactions", Op.COUNT, windows=(7, 30, 90)),
         Aggregation("total_spent", Op.SUM, windows=(7, 30, 90), column="amount"),
@@ -233,8 +305,66 @@ USER_PURCHASE = FeatureGroup(
     version=1,
 )
 
+PRODUCT_PURCHASE = FeatureGroup(
+    name="product_purchase_features",
+    entity="product",
+    join_key="product_id",  # optional in the source: a transaction without one counts for no product
+    source=TRANSACTIONS,
+    description="Purchases, distinct buyers and revenue per product over trailing 7/30-day windows, and "
+                "its popularity rank among the products with a row, as of each UTC midnight.",
+    owner="catalog-data",
+    freshness_sla=dt.timedelta(hours=48),
+    aggregations=(
+        Aggregation("purchases", Op.COUNT, windows=(7, 30)),
+        Aggregation("buyers", Op.COUNT_DISTINCT, windows=(30,), column="user_id"),
+        Aggregation("revenue", Op.SUM, windows=(30,), column="amount"),
+        # the product's category as its recent purchases name it (the key of its category embedding)
+        Aggregation("main_category", Op.MODE, windows=(30,), column="category", window_suffix=False),
+    ),
+    ranks=(Rank("popularity_rank_30d", by="purchases_30d"),),
+    version=1,
+)
+
+PRODUCT_RATING = FeatureGroup(
+    name="product_rating_features",
+    entity="product",
+    join_key="product_id",
+    source=RATINGS,
+    description="Average stars and number of ratings per product over the trailing 90 days, as of each UTC midnight.",
+    owner="catalog-data",
+    freshness_sla=dt.timedelta(hours=48),
+    aggregations=(
+        Aggregation("avg_rating", Op.MEAN, windows=(90,), column="stars"),
+        Aggregation("ratings", Op.COUNT, windows=(90,)),
+    ),
+    version=1,
+)
+
+USER_RATING = FeatureGroup(
+    name="user_rating_features",
+    entity="user",
+    join_key="user_id",
+    source=RATINGS,
+    description="Ratings a user gave over the trailing 90 days, as of each UTC midnight.",
+    owner="growth-data",
+    freshness_sla=dt.timedelta(hours=48),
+    aggregations=(Aggregation("ratings_given", Op.COUNT, windows=(90,)),),
+    version=1,
+)
+
 # every feature group, in the order the pipeline computes them
-GROUPS = (USER_PURCHASE,)
+GROUPS = (USER_PURCHASE, PRODUCT_PURCHASE, PRODUCT_RATING, USER_RATING)
+
+
+def groups_of(source: Source) -> tuple[FeatureGroup, ...]:
+    return tuple(g for g in GROUPS if g.source.name == source.name)
+
+
+def group_named(name: str) -> FeatureGroup:
+    for group in GROUPS:
+        if group.name == name:
+            return group
+    raise KeyError(f"no feature group {name!r}; the spec declares {', '.join(g.name for g in GROUPS)}")
 
 
 @dataclass(frozen=True)
@@ -334,3 +464,57 @@ USER_PURCHASE_ON_DEMAND = OnDemandGroup(
 )
 
 ON_DEMAND_GROUPS = (USER_PURCHASE_ON_DEMAND,)
+
+
+@dataclass(frozen=True)
+class ReferenceView:
+    """Reference data (not aggregated from events) served as a feature view keyed by `join_key`,
+    reached from another group's entity through one of its features (`via`): a product's
+    `main_category` picks its category embedding. Its rows hold from the epoch on (no as-of)."""
+
+    name: str
+    entity: str
+    join_key: str
+    feature: str  # one array<double> feature
+    via: tuple[FeatureGroup, str]  # (group, feature whose value is this view's key)
+    description: str
+    owner: str
+    version: int
+
+    def __post_init__(self) -> None:
+        group, feature = self.via
+        if feature not in group.feature_names or group.feature(feature).dtype is not Dtype.STRING:
+            raise SpecError(f"ReferenceView {self.name!r}: via {group.name}.{feature}, which is not a string feature")
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [self.feature]
+
+
+CATEGORY_EMBEDDINGS = ReferenceView(
+    name="category_embeddings",
+    entity="category",
+    join_key="category",
+    feature="category_embedding",
+    via=(PRODUCT_PURCHASE, "main_category"),
+    description="A 16-dimensional vector per product category (featurepipe/embeddings.py says how it is made), "
+                "joined to a product through its main_category.",
+    owner="catalog-data",
+    version=1,  # featurepipe.embeddings.VERSION: the vectors' method and parameters
+)
+REFERENCE_VIEWS = (CATEGORY_EMBEDDINGS,)
+
+
+def check_feature_names_unique(groups: tuple) -> None:
+    """A feature name means one thing: bare names in training sets, online reads and Feast's
+    result columns are unique across every group."""
+    declared: dict[str, str] = {}
+    for group in groups:
+        for name in group.feature_names:
+            if name in declared:
+                raise SpecError(f"feature {name!r} is declared by both {declared[name]} and {group.name}: "
+                                "feature names must be unique across groups")
+            declared[name] = group.name
+
+
+check_feature_names_unique((*GROUPS, *ON_DEMAND_GROUPS, *REFERENCE_VIEWS))

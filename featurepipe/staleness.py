@@ -20,20 +20,24 @@ def status(as_of: dt.datetime | None, now: dt.datetime, max_age: dt.timedelta) -
     return STALE if now - as_of > max_age else FRESH
 
 
-def online_with_status(user_ids: list[str], features: list[str] | None = None, feature_service: str | None = None,
-                       now: dt.datetime | None = None, request: dict[str, str] | None = None) -> list[dict]:
-    """`featurepipe.feast_store.online_features` plus `as_of` (ISO 8601 UTC or None) and `status` per user.
+def online_with_status(entities: list[str] | list[dict[str, str]], features: list[str] | None = None,
+                       feature_service: str | None = None, now: dt.datetime | None = None,
+                       request: dict[str, str] | None = None) -> list[dict]:
+    """`featurepipe.feast_store.online_rows` plus `as_of` (ISO 8601 UTC or None) and `status` per entity
+    (`entities`: user ids, or dicts of join keys).
 
     `now` defaults to the current time (the one place the pipeline reads the clock: an online read
     happens now, unlike a run, whose dates come from the orchestrator)."""
-    from featurepipe.feast_store import online_features
+    from featurepipe.feast_store import online_rows
     from featurepipe.settings import get_settings
+    from featurepipe.spec import USER_PURCHASE
 
     now = now or dt.datetime.now(dt.timezone.utc)
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.timezone.utc)
     max_age = get_settings().max_feature_age
-    rows = online_features(user_ids, features, feature_service, with_as_of=True, request=request, now=now)
+    entities = [e if isinstance(e, dict) else {USER_PURCHASE.join_key: e} for e in entities]
+    rows = online_rows(entities, features, feature_service, with_as_of=True, request=request, now=now)
     for row in rows:
         as_of = row.pop("as_of")
         row["as_of"] = as_of.isoformat().replace("+00:00", "Z") if as_of else None

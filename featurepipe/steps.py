@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from featurepipe.dates import AsOfRange, range_from_args, range_parser
 
@@ -33,26 +33,12 @@ class Step:
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[None]:
-        """The lake's lease for this step (`with step.lease(): …` around every write; featurepipe.lease).
-
-        A write that fails for lack of space or permission leaves as `LakeWriteError`, one line
-        naming the path (featurepipe.storage_errors)."""
+        """The lake's lease for this step (`with step.lease(): …` around every write; `lake_lease`)."""
         from featurepipe.faults import hang_if_step
-        from featurepipe.lease import Lease
-        from featurepipe.settings import get_settings
-        from featurepipe.storage_errors import lake_write_error
 
-        settings = get_settings()
-        try:
-            with Lease(settings.lake_uri, self.name, self.run_id, settings.lease_ttl_seconds,
-                       settings.lease_wait_minutes * 60, say=lambda line: print(line, flush=True)):
-                hang_if_step(self.spark, self.name)  # a fault for the timeout test, off unless set (featurepipe.faults)
-                yield
-        except Exception as exc:
-            failed = lake_write_error(exc, settings.lake_uri)
-            if failed is None:
-                raise
-            raise failed from exc
+        with lake_lease(self.name, self.run_id):
+            hang_if_step(self.spark, self.name)  # a fault for the timeout test, off unless set (featurepipe.faults)
+            yield
 
     def fit_to(self, input_bytes: int) -> None:
         """Choose the session's execution mode for the data this step is about to read (see `spark.fit_codegen`)."""
@@ -60,6 +46,28 @@ class Step:
 
         on = fit_codegen(self.spark, input_bytes)
         print(f"[{self.name}] input {input_bytes / 2**20:.1f} MiB: code generation {'on' if on else 'off'}", flush=True)
+
+
+@contextlib.contextmanager
+def lake_lease(holder: str, run_id: str, say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """The lake's lease (featurepipe.lease), held by `holder` (a step, `rollback`) for `run_id`.
+
+    A write that fails for lack of space or permission leaves as `LakeWriteError`, one line
+    naming the path (featurepipe.storage_errors)."""
+    from featurepipe.lease import Lease
+    from featurepipe.settings import get_settings
+    from featurepipe.storage_errors import lake_write_error
+
+    settings = get_settings()
+    try:
+        with Lease(settings.lake_uri, holder, run_id, settings.lease_ttl_seconds, settings.lease_wait_minutes * 60,
+                   say=say or (lambda line: print(line, flush=True))):
+            yield
+    except Exception as exc:
+        failed = lake_write_error(exc, settings.lake_uri)
+        if failed is None:
+            raise
+        raise failed from exc
 
 
 def begin(name: str, doc: str | None, argv: list[str] | None) -> Step:

@@ -35,6 +35,11 @@ def build_tiles(events: DataFrame, group: FeatureGroup) -> DataFrame:
     from pyspark.sql import functions as F
 
     key = group.join_key
+    if not group.source.column(key).required:
+        # an optional key (a transaction without product_id): null or blank belongs to no entity
+        from featurepipe.validation import is_blank
+
+        events = events.where(F.col(key).isNotNull() & ~is_blank(F.col(key)))
     dated = events.withColumn(EVENT_DATE, F.to_date(F.col(group.source.timestamp_column)))  # UTC session: the UTC day
     modes = mode_columns(group)
     # partial columns are named apart from the final ones (`_` prefix): no lateral alias ambiguity
@@ -68,6 +73,18 @@ def _value_counts(column: str, merge: bool) -> Column:
     return F.when(F.size(counts) > 0, counts)
 
 
+def read_tiles(spark: SparkSession, group: FeatureGroup, first: dt.date, last: dt.date) -> DataFrame:
+    """The group's tiles of event days first..last; none (with the tiles' columns) before its
+    source's first landing."""
+    from featurepipe import lake
+    from featurepipe.raw import source_schema
+
+    table = lake.tiles_table(group)
+    if lake.table_exists(spark, table):
+        return lake.read_range(spark, table, EVENT_DATE, first, last)
+    return build_tiles(spark.createDataFrame([], source_schema(group.source)), group)
+
+
 def tile_dates(first_as_of: dt.date, last_as_of: dt.date, group: FeatureGroup) -> tuple[dt.date, dt.date]:
     """Event days whose tiles the as-of range reads: [first - horizon, last - 1]."""
     return first_as_of - dt.timedelta(days=group.row_horizon_days), last_as_of - dt.timedelta(days=1)
@@ -78,34 +95,48 @@ def affected_as_of(days: list[dt.date], group: FeatureGroup) -> list[dt.date]:
     return sorted({d + dt.timedelta(days=k) for d in days for k in range(1, group.row_horizon_days + 1)})
 
 
-def rebuild_tiles(spark: SparkSession, label: str, group: FeatureGroup | None = None) -> dict:
-    """Rebuild the tiles of every dirty event day (whatever run marked it); returns the report.
+def rebuild_tiles(spark: SparkSession, label: str, groups: tuple[FeatureGroup, ...] | None = None) -> dict:
+    """Rebuild the tiles of every dirty event day (whatever run marked it) for every group of the
+    source; returns the report.
 
-    Published as-of dates that read a rebuilt tile are marked pending, for `stage_features` to
-    repair. Only days that changed are read: the cost follows the landing, not the history.
+    Published as-of dates of a group that read a rebuilt tile are marked pending for that group,
+    for `stage_features` to repair. Only days that changed are read, once for all groups: the cost
+    follows the landing, not the history.
     """
     from pyspark.sql import functions as F
 
     from featurepipe import bookkeeping, lake
-    from featurepipe.spec import USER_PURCHASE
+    from featurepipe.spec import SOURCES, groups_of
 
-    group = group or USER_PURCHASE
-    marks = bookkeeping.dirty_days(spark)
+    groups = groups or groups_of(SOURCES[0])
+    sources = {g.source.name for g in groups}
+    if len(sources) != 1:
+        raise ValueError(f"rebuild_tiles takes the groups of one source, got {', '.join(sorted(sources))}")
+    source = groups[0].source
+    marks = bookkeeping.dirty_days(spark, source)
     days = sorted({d for d, _ in marks})
     if not days:
-        return {"rebuilt_days": 0, "tiles": 0, "pending_as_of_marked": 0}
-    events = lake.read_table(spark, lake.CLEAN_TRANSACTIONS).where(F.col(EVENT_DATE).isin(days)).drop(EVENT_DATE)
-    tiles = build_tiles(events, group).cache()
-    lake.replace_dates(tiles, lake.TILES, EVENT_DATE, days)
-    # dates that exist or should exist (gap repair fills between the first and newest published);
-    # never dates before the first publish, which no run would ever repair
-    first, covered = bookkeeping.published_dates(spark)
-    stale = [t for t in affected_as_of(days, group) if first is not None and first <= t <= max(covered)]
-    bookkeeping.mark_pending_as_of(spark, stale, label)
-    bookkeeping.clear_dirty_days(spark, marks)
+        return {"rebuilt_days": 0, "tiles": {g.name: 0 for g in groups}, "pending_as_of_marked": {g.name: 0 for g in groups}}
+    clean = lake.clean_table(source)
+    events = lake.read_table(spark, clean).where(F.col(EVENT_DATE).isin(days)).drop(EVENT_DATE)
+    if len(groups) > 1:
+        events = events.cache()  # every group's tiles read the same changed days
+    counts, marked = {}, {}
+    for group in groups:
+        tiles = build_tiles(events, group).cache()
+        lake.replace_dates(tiles, lake.tiles_table(group), EVENT_DATE, days)
+        # dates that exist or should exist (gap repair fills between the first and newest published);
+        # never dates before the first publish, which no run would ever repair
+        first, covered = bookkeeping.published_dates(spark, group)
+        stale = [t for t in affected_as_of(days, group) if first is not None and first <= t <= max(covered)]
+        bookkeeping.mark_pending_as_of(spark, stale, label, group)
+        counts[group.name], marked[group.name] = tiles.count(), len(stale)
+        tiles.unpersist()
+    events.unpersist()
+    bookkeeping.clear_dirty_days(spark, marks, source)
     return {
         "rebuilt_days": len(days),
         "rebuilt_day_range": f"{days[0]}..{days[-1]}",
-        "tiles": tiles.count(),
-        "pending_as_of_marked": len(stale),
+        "tiles": counts,
+        "pending_as_of_marked": marked,
     }

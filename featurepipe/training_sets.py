@@ -117,14 +117,16 @@ def reproduce_command(entities: Path, out: Path, selection: Selection, version: 
 
 
 def write_manifest(out: Path, entities: Path, selection: Selection, table_path: str, version: int,
-                   rows: int, argv: list[str]) -> dict:
-    """Write `out`'s manifest (after `out` itself) and return it."""
+                   rows: int, argv: list[str], versions: dict[str, int] | None = None) -> dict:
+    """Write `out`'s manifest (after `out` itself) and return it. `versions`: every feature table read
+    and its version (a training set with product features reads the product table too)."""
     from importlib.metadata import version as package_version
 
     manifest = {
         **selection.to_json(),
         "table": table_path,
         "delta_version": version,
+        "delta_versions": versions or {},
         "entities": {"path": str(entities.resolve()), "sha256": sha256_of(entities)},
         "entity_rows": rows,
         "out": str(out.resolve()),
@@ -157,13 +159,15 @@ def read_manifest(path: Path) -> dict:
 
 
 def read_entities(path: Path):
-    """The entity table of a Parquet or CSV file (`user_id` read as text)."""
+    """The entity table of a Parquet or CSV file (join keys such as `user_id` read as text)."""
     import pandas as pd
+
+    from featurepipe.spec import GROUPS
 
     if not path.exists():
         raise FileNotFoundError(f"entity file not found: {path}")
     if path.suffix.lower() == ".csv":
-        return pd.read_csv(path, dtype={"user_id": str})
+        return pd.read_csv(path, dtype={g.join_key: str for g in GROUPS})
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
     raise ValueError(f"entity file must be .parquet or .csv: {path}")
@@ -197,12 +201,17 @@ def make_training_set(args, argv: list[str]) -> dict:
     spark = get_spark("featurepipe-training-set")
     version = resolve_version(spark, lake.FEATURES, version, args.as_of_timestamp)
     print(f"[training-set] reading {lake.FEATURES} at Delta version {version}", flush=True)
+    # every table read is pinned: a manifest's versions, else the user table's `version` and the
+    # others' at --as-of-timestamp (or current); recorded so that --manifest reads the same rows
     result = training_set(entities, features=selection.features, feature_service=selection.feature_service,
-                          as_of_version=version)
+                          as_of_version=version, as_of_timestamp=None if described else args.as_of_timestamp,
+                          versions=(described or {}).get("delta_versions"))
+    pinned = result.attrs.pop("delta_versions", {})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result.to_parquet(out, index=False)
-    written = write_manifest(out, entities_path, selection, lake.table_path(lake.FEATURES), version, len(result), argv)
+    written = write_manifest(out, entities_path, selection, lake.table_path(lake.FEATURES), version, len(result), argv,
+                             pinned)
     print(f"[training-set] wrote {len(result)} rows x {len(result.columns)} columns to {out}")
     print(f"[training-set] manifest {manifest_path(out)} (version {version}, sha256 {written['sha256'][:16]}…)")
     if described is not None:

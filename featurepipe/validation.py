@@ -31,6 +31,14 @@ EVENT_TIMESTAMP_IN_FUTURE = "event_timestamp_in_future"  # later than its file's
 # and `<column>_too_long` for a string past its column's max_length
 
 
+def is_blank(c: Column) -> Column:
+    """Empty or whitespace only (tabs, newlines too: F.trim strips only spaces). A blank string starts with
+    a character <= " ": only those reach the regex, which costs a Java string per row."""
+    from pyspark.sql import functions as F
+
+    return (c == "") | ((F.substring(c, 1, 1) <= " ") & c.rlike(r"^\s*$"))
+
+
 def _rule_checks(source: Source, arrival: bool) -> list[tuple[str, Column]]:
     """(reason, condition that is true when the row breaks the rule) for every column, in column order.
 
@@ -42,23 +50,31 @@ def _rule_checks(source: Source, arrival: bool) -> list[tuple[str, Column]]:
         c = F.col(column.name)
         if column.kind == "string":
             if column.required:
-                # whitespace-only ids (tabs, newlines too: F.trim strips only spaces) are as empty as ""
+                # whitespace-only ids are as empty as ""
                 checks.append((f"{column.name}_missing", c.isNull()))
-                # (a blank string starts with a character <= " ": only those reach the regex, which
-                # costs a Java string per row)
-                blank = (c == "") | ((F.substring(c, 1, 1) <= " ") & c.rlike(r"^\s*$"))
-                checks.append((f"{column.name}_empty", c.isNotNull() & blank))
+                checks.append((f"{column.name}_empty", c.isNotNull() & is_blank(c)))
             if column.max_length is not None:
                 checks.append((f"{column.name}_too_long", F.char_length(c) > column.max_length))
         elif column.kind == "double":
             finite = c.isNotNull() & ~F.isnan(c)
             infinite = finite & (F.abs(c) == F.lit(float("inf")))
+            real = finite & ~infinite
             if column.required:
                 checks.append((f"{column.name}_missing", c.isNull() | F.isnan(c)))
                 checks.append((f"{column.name}_not_finite", infinite))
-                checks.append((f"{column.name}_not_positive", finite & ~infinite & (c <= 0)))
+                if column.min_value is None:
+                    checks.append((f"{column.name}_not_positive", real & (c <= 0)))
+            if column.min_value is not None:
+                checks.append((f"{column.name}_too_small", real & (c < column.min_value)))
             if column.max_value is not None:
-                checks.append((f"{column.name}_too_large", finite & ~infinite & (c > column.max_value)))
+                checks.append((f"{column.name}_too_large", real & (c > column.max_value)))
+            if column.integral:  # within its bounds (outside them, the bound is the reason)
+                inside = real
+                if column.min_value is not None:
+                    inside = inside & (c >= column.min_value)
+                if column.max_value is not None:
+                    inside = inside & (c <= column.max_value)
+                checks.append((f"{column.name}_not_integer", inside & (c != F.floor(c))))
         elif column.required:
             checks.append((f"{column.name}_missing", c.isNull()))
         if column.name == source.timestamp_column and arrival:
@@ -91,8 +107,9 @@ def split_valid(raw: DataFrame, source: Source) -> tuple[DataFrame, DataFrame]:
 
 
 def rank_parts(source: Source, alias: str | None = None) -> list[Column]:
-    """The order that picks an event's surviving copy, as sort keys: earliest timestamp, then
-    smallest amount, then (only for determinism) the other columns with nulls last, then the source file.
+    """The order that picks an event's surviving copy, as sort keys: earliest timestamp, then the
+    smallest value of each double column (the amount, the stars), then (only for determinism) the
+    other columns with nulls last, then the source file.
 
     `alias` qualifies the columns (`c`/`n` inside a MERGE)."""
     from pyspark.sql import functions as F
@@ -100,9 +117,10 @@ def rank_parts(source: Source, alias: str | None = None) -> list[Column]:
     def col(name: str) -> Column:
         return F.col(f"{alias}.{name}" if alias else name)
 
-    parts = [col(source.timestamp_column), col("amount")]
+    preferred = [c.name for c in source.columns if c.kind == "double"]
+    parts = [col(source.timestamp_column), *[col(name) for name in preferred]]
     for column in source.columns:
-        if column.name in (source.id_column, source.timestamp_column, "amount"):
+        if column.name in (source.id_column, source.timestamp_column, *preferred):
             continue
         parts += [col(column.name).isNull(), col(column.name)]  # False < True: nulls last
     parts.append(col(SOURCE_FILE))

@@ -33,10 +33,17 @@ LOCK_FILE = Path(__file__).with_name("feature_versions.json")
 CHANGELOG = PROJECT_ROOT / "CHANGELOG.md"
 
 
+# what describes a group, not what it computes: changing these needs no new version
+_METADATA = ("description", "version", "owner", "freshness_sla")
+# optional fields added to the spec after groups were recorded: at their defaults they are omitted,
+# so the fingerprints recorded before them stay valid
+_ADDED_LATER = ("ranks", "min_value", "integral")
+
+
 def _plain(value):
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name not in ("description", "version")}
+                if f.name not in _METADATA and not (f.name in _ADDED_LATER and getattr(value, f.name) == f.default)}
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, (list, tuple)):

@@ -11,10 +11,11 @@ from reference import COUNT_FEATURES, FEATURE_COLUMNS, FLOAT_FEATURES
 KEY = ["user_id", "event_timestamp"]
 
 
-def published(spark) -> pd.DataFrame:
+def published(spark, table: str | None = None) -> pd.DataFrame:
+    """A feature table (default: the user group's) as pandas, event_timestamp in UTC."""
     from featurepipe import lake
 
-    frame = lake.read_table(spark, lake.FEATURES).toPandas()
+    frame = lake.read_table(spark, table or lake.FEATURES).toPandas()
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"]).dt.tz_localize("UTC")
     return frame
 
@@ -52,3 +53,22 @@ def assert_online_is_latest(rows: dict[str, dict], wanted: pd.DataFrame) -> None
                 assert value == (want if isinstance(want, str) else None), (user, name, value, want)
             else:
                 assert math.isclose(float(value), float(want), rel_tol=1e-9, abs_tol=1e-12), (user, name, value, want)
+
+
+def assert_product_features_equal(actual: pd.DataFrame, wanted: pd.DataFrame, what: str) -> None:
+    """Same (product, T) rows; integer features equal, revenue within 1e-9 relative."""
+    from reference import PRODUCT_COUNT_FEATURES, PRODUCT_FLOAT_FEATURES
+
+    key = ["product_id", "event_timestamp"]
+    merged = wanted.merge(actual, on=key, how="outer", suffixes=("_ref", ""), indicator=True)
+    extra = merged[merged["_merge"] != "both"]
+    assert extra.empty, f"{what}: rows only on one side:\n{extra[key + ['_merge']].head(20)}"
+    for name in PRODUCT_COUNT_FEATURES:
+        bad = merged[merged[name].astype("int64") != merged[f"{name}_ref"].astype("int64")]
+        assert bad.empty, f"{what}: {name} differs:\n{bad[key + [name, name + '_ref']].head()}"
+    for name in PRODUCT_FLOAT_FEATURES:
+        ok = np.isclose(merged[name].astype(float), merged[f"{name}_ref"].astype(float), rtol=1e-9, atol=1e-12)
+        assert ok.all(), f"{what}: {name} differs:\n{merged.loc[~ok, key + [name, name + '_ref']].head()}"
+    got, ref = (merged[c].where(merged[c].notna(), None) for c in ("main_category", "main_category_ref"))
+    bad = merged[[a != b for a, b in zip(got, ref)]]
+    assert bad.empty, f"{what}: main_category differs:\n{bad[key + ['main_category', 'main_category_ref']].head()}"

@@ -24,29 +24,42 @@ def generated_landings(folder: Path, start: dt.date, days: int, seed: int) -> Pa
 
 
 def stage(spark, start: dt.date, end: dt.date, run_id: str | None = None) -> tuple[AsOfRange, dict]:
-    """A run for as-of start..end up to its publish: ingest, tiles, features staged; (its span, the
-    merged step reports). With `run_id`, the span is recorded as compute_features records it (with
-    the tiles version), for a step job after it."""
+    """A run for as-of start..end up to its publish: ingest, tiles, every group's features staged;
+    (the user group's span, the merged step reports of the user group plus `spans`: every group's). With `run_id`, each group's
+    span is recorded as compute_features records it (with the tiles version), and its rows as
+    validated (these runs skip the GX gates), for a step job after it."""
     from featurepipe import bookkeeping, lake
     from featurepipe.features import stage_features
     from featurepipe.ingest import ingest
+    from featurepipe.spec import GROUPS, SOURCES, USER_PURCHASE, groups_of
     from featurepipe.tiles import rebuild_tiles
 
     as_of = AsOfRange(start, end)
-    report = ingest(spark, as_of)
-    rebuild_tiles(spark, as_of.label)
-    span, staged = stage_features(spark, as_of, LOOKBACK, run_id=run_id or "in-process")
-    if run_id is not None:
-        bookkeeping.record_run_span(spark, run_id, as_of, span, lake.table_version(spark, lake.TILES))
-    return span, {**report, **staged}
+    report = ingest(spark, as_of)  # the transactions' report (the user group's source)
+    for source in SOURCES[1:]:
+        ingest(spark, as_of, source=source)
+    for source in SOURCES:
+        rebuild_tiles(spark, as_of.label, groups_of(source))
+    spans = {}
+    for group in GROUPS:
+        spans[group.name], staged = stage_features(spark, as_of, LOOKBACK, run_id or "in-process", group)
+        if group is USER_PURCHASE:
+            report = {**report, **staged}
+        if run_id is not None:
+            bookkeeping.record_run_span(spark, run_id, as_of, spans[group.name],
+                                        lake.table_version(spark, lake.tiles_table(group)), group)
+            bookkeeping.record_validated(spark, run_id, spans[group.name], True, group)
+    return spans[USER_PURCHASE.name], {**report, "spans": spans}
 
 
 def run(spark, start: dt.date, end: dt.date, run_id: str | None = None) -> dict:
-    """One pipeline run for as-of start..end: `stage`, then publish; the merged step reports."""
+    """One pipeline run for as-of start..end: `stage`, then publish every group; the user group's merged step reports."""
     from featurepipe.publishing import publish
+    from featurepipe.spec import GROUPS
 
-    span, report = stage(spark, start, end, run_id)
-    publish(spark, span, run_id=run_id or "in-process")
+    _, report = stage(spark, start, end, run_id)
+    for group in GROUPS:
+        publish(spark, report["spans"][group.name], run_id or "in-process", group=group)
     return report
 
 

@@ -365,6 +365,69 @@ def features_as_of(events: pd.DataFrame, as_of_dates: Iterable) -> pd.DataFrame:
     return out.sort_values(["user_id", "event_timestamp"], kind="mergesort").reset_index(drop=True)
 
 
+# --- issue 13: product features, from the same valid, deduplicated transactions -------------
+
+PRODUCT_COUNT_FEATURES = ["purchases_7d", "purchases_30d", "buyers_30d", "popularity_rank_30d"]
+PRODUCT_FLOAT_FEATURES = ["revenue_30d"]
+PRODUCT_FEATURE_COLUMNS = ["purchases_7d", "purchases_30d", "buyers_30d", "revenue_30d", "main_category",
+                           "popularity_rank_30d"]
+PRODUCT_ROW_EXISTS_DAYS = 31  # one day past the longest window (30d): the zero row
+
+
+def product_features_as_of(events: pd.DataFrame, as_of_dates: Iterable) -> pd.DataFrame:
+    """One row per (product_id, T) iff the product has a transaction in [T - 31 days, T).
+
+    A transaction whose product_id is null, empty or whitespace belongs to no product.
+    purchases_Nd = transactions in [T - N days, T); buyers_30d = distinct user_ids there;
+    revenue_30d = exact sum of their amounts (0.0 if none); main_category = their most frequent
+    non-null category, ties -> smallest, None if none; popularity_rank_30d = 1 for the most
+    purchases_30d among the products with a row at T, ties by product_id ascending, 1..n.
+    """
+    day_ns = 86_400 * 1_000_000_000
+    instants = pd.to_datetime(events["event_timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    ns = instants.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view("int64")
+    per_product: dict[str, list[tuple[int, float, str, str | None]]] = {}
+    for t, amount, user, product, category in zip(ns, events["amount"], events["user_id"], events["product_id"],
+                                                  events["category"]):
+        if isinstance(product, str) and product.strip() != "":
+            per_product.setdefault(product, []).append((int(t), float(amount), user, category))
+    rows = []
+    for T in sorted({_as_of_instant(d) for d in as_of_dates}):
+        t = T.value
+        at_t = []
+        for product, txns in sorted(per_product.items()):
+            def window(n_days: int) -> list[tuple[int, float, str, str | None]]:
+                return [x for x in txns if t - n_days * day_ns <= x[0] < t]
+
+            if not window(PRODUCT_ROW_EXISTS_DAYS):
+                continue
+            w7, w30 = window(7), window(30)
+            at_t.append({
+                "product_id": product,
+                "event_timestamp": T,
+                "purchases_7d": len(w7),
+                "purchases_30d": len(w30),
+                "buyers_30d": len({x[2] for x in w30}),
+                "revenue_30d": math.fsum(x[1] for x in w30),
+                "main_category": _favorite(x[3] for x in w30),
+            })
+        for rank, row in enumerate(sorted(at_t, key=lambda r: (-r["purchases_30d"], r["product_id"])), start=1):
+            row["popularity_rank_30d"] = rank
+        rows.extend(at_t)
+    out = pd.DataFrame(rows, columns=["product_id", "event_timestamp", *PRODUCT_FEATURE_COLUMNS])
+    out["event_timestamp"] = out["event_timestamp"].astype("datetime64[ns, UTC]")
+    for c in PRODUCT_COUNT_FEATURES:
+        out[c] = out[c].astype("int64")
+    out["revenue_30d"] = out["revenue_30d"].astype("float64")
+    return out.sort_values(["product_id", "event_timestamp"], kind="mergesort").reset_index(drop=True)
+
+
+def reference_product_features(raw_transactions_dir: str | Path, start: date, end: date) -> pd.DataFrame:
+    """load -> validate -> deduplicate -> product features for every midnight start..end inclusive."""
+    valid, _invalid = split_valid(load_raw(raw_transactions_dir))
+    return product_features_as_of(deduplicate(valid), midnights(start, end))
+
+
 def midnights(start: date, end: date) -> list[date]:
     """Every date from start to end inclusive."""
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
@@ -420,3 +483,125 @@ def point_in_time(features: pd.DataFrame, entities: pd.DataFrame, no_history: bo
         [None if r is None else r["favorite_category"] for r in picked], index=out.index, dtype=object
     )
     return out
+
+
+# --- issue 13: the ratings source and its features -----------------------------------------
+# Hand-written from the issue: `$RAW/ratings/…` with rating_id, user_id, product_id, stars (1-5),
+# event_timestamp, all required. Our choices (README "Ratings"): stars arrive as any integer or
+# floating type; the rules for stars are exclusive, in order: missing (null/NaN), not finite,
+# below 1 (`stars_too_small`), above 5 (`stars_too_large`), not a whole number
+# (`stars_not_integer`). Ids follow the transaction rules (missing, empty/blank, longer than 256).
+# Dedup by rating_id: earliest event_timestamp, then fewest stars, then user_id, product_id, file.
+
+RATING_COLUMNS = ["rating_id", "user_id", "product_id", "stars", "event_timestamp"]
+RATING_FEATURES = {"product": ["avg_rating_90d", "ratings_90d"], "user": ["ratings_given_90d"]}
+
+
+def load_ratings(raw_ratings_dir: str | Path) -> pd.DataFrame:
+    """Every *.parquet below the folder (names starting with _ or . skipped): the columns above,
+    stars as float64, event_timestamp as datetime64[ns, UTC], plus source_file and arrived_at."""
+    root = Path(raw_ratings_dir)
+    frames = []
+    for path in _parquet_files(root) if root.exists() else []:
+        table = pq.ParquetFile(path).read()
+        names = set(table.column_names)
+        for name in RATING_COLUMNS:
+            if name not in names:
+                raise SchemaError(f"{path}: required column {name!r} is missing")
+            t = table.schema.field(name).type
+            ok = {"stars": pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t),
+                  "event_timestamp": pa.types.is_timestamp(t) or pa.types.is_null(t)}.get(name, _is_string(t))
+            if not ok:
+                raise SchemaError(f"{path}: column {name!r} has type {t}, which is not allowed")
+        n = table.num_rows
+        stars = table.column("stars")
+        frames.append(pd.DataFrame({
+            "rating_id": _strings(table.column("rating_id"), n),
+            "user_id": _strings(table.column("user_id"), n),
+            "product_id": _strings(table.column("product_id"), n),
+            "stars": pd.Series(np.full(n, np.nan) if pa.types.is_null(stars.type)
+                               else stars.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype="float64"),
+            "event_timestamp": _timestamps_utc(table.column("event_timestamp"), n),
+            SOURCE_FILE: pd.Series([str(path)] * n, dtype=object),
+            ARRIVED_AT: pd.Series([pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC")] * n,
+                                  dtype="datetime64[ns, UTC]"),
+        }))
+    if not frames:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in RATING_COLUMNS + [SOURCE_FILE]}).assign(
+            stars=pd.Series([], dtype="float64"), event_timestamp=pd.Series([], dtype="datetime64[ns, UTC]"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def rating_reasons(row) -> list[str]:
+    reasons = []
+    for column in ("rating_id", "user_id", "product_id"):
+        reasons += _id_reasons(row[column], f"{column}_missing", f"{column}_empty")
+        reasons += _too_long(row, column)
+    stars = row["stars"]
+    if stars is None or pd.isna(stars):
+        reasons.append("stars_missing")
+    elif not math.isfinite(float(stars)):
+        reasons.append("stars_not_finite")
+    elif float(stars) < 1:
+        reasons.append("stars_too_small")
+    elif float(stars) > 5:
+        reasons.append("stars_too_large")
+    elif float(stars) != math.floor(float(stars)):
+        reasons.append("stars_not_integer")
+    ts = row["event_timestamp"]
+    if ts is None or pd.isna(ts):
+        reasons.append("event_timestamp_missing")
+    elif ARRIVED_AT in row and ts > row[ARRIVED_AT] + FUTURE_TOLERANCE:
+        reasons.append("event_timestamp_in_future")
+    return reasons
+
+
+def split_valid_ratings(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    reasons = [",".join(rating_reasons(row)) for _, row in raw.iterrows()]
+    bad = pd.Series([r != "" for r in reasons], index=raw.index, dtype=bool)
+    raw = raw.drop(columns=[ARRIVED_AT], errors="ignore")
+    valid, invalid = raw[~bad].copy(), raw[bad].copy()
+    invalid["reason"] = pd.Series([r for r in reasons if r], index=invalid.index, dtype=object)
+    return valid, invalid
+
+
+def deduplicate_ratings(valid: pd.DataFrame) -> pd.DataFrame:
+    keys = ["rating_id", "event_timestamp", "stars", "user_id", "product_id"]
+    if SOURCE_FILE in valid.columns:
+        keys.append(SOURCE_FILE)
+    ordered = valid.sort_values(keys, na_position="last", kind="mergesort")
+    return ordered.drop_duplicates("rating_id", keep="first").reset_index(drop=True)
+
+
+def rating_features_as_of(ratings: pd.DataFrame, as_of_dates: Iterable, entity: str) -> pd.DataFrame:
+    """`entity` "product": avg_rating_90d (mean stars, None if none), ratings_90d per product_id;
+    "user": ratings_given_90d per user_id. A row iff a rating in [T - 91 days, T)."""
+    key = f"{entity}_id"
+    day_ns = 86_400 * 1_000_000_000
+    ns = pd.to_datetime(ratings["event_timestamp"], utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view("int64")
+    per_key: dict[str, list[tuple[int, float]]] = {}
+    for t, stars, k in zip(ns, ratings["stars"], ratings[key]):
+        per_key.setdefault(k, []).append((int(t), float(stars)))
+    rows = []
+    for T in sorted({_as_of_instant(d) for d in as_of_dates}):
+        t = T.value
+        for k, items in sorted(per_key.items()):
+            if not any(t - ROW_EXISTS_DAYS * day_ns <= x < t for x, _ in items):
+                continue
+            window = [s for x, s in items if t - 90 * day_ns <= x < t]
+            if entity == "product":
+                rows.append({key: k, "event_timestamp": T, "ratings_90d": len(window),
+                             "avg_rating_90d": math.fsum(window) / len(window) if window else None})
+            else:
+                rows.append({key: k, "event_timestamp": T, "ratings_given_90d": len(window)})
+    out = pd.DataFrame(rows, columns=[key, "event_timestamp", *RATING_FEATURES[entity]])
+    out["event_timestamp"] = out["event_timestamp"].astype("datetime64[ns, UTC]")
+    if entity == "product":  # None, not NaN, where there is no average
+        average = out["avg_rating_90d"].astype(object)
+        out["avg_rating_90d"] = average.where(average.notna(), None)
+    return out.sort_values([key, "event_timestamp"], kind="mergesort").reset_index(drop=True)
+
+
+def reference_rating_features(raw_ratings_dir: str | Path, start: date, end: date, entity: str) -> pd.DataFrame:
+    valid, _invalid = split_valid_ratings(load_ratings(raw_ratings_dir))
+    return rating_features_as_of(deduplicate_ratings(valid), midnights(start, end), entity)

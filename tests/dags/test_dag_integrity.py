@@ -60,11 +60,14 @@ def test_pipeline_order_and_gate(dagbag, dag_id: str) -> None:
     dag = dagbag.dags[dag_id]
     for upstream, downstream in zip(PIPELINE, PIPELINE[1:]):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
-    # nothing is published or materialized unless the feature suite passed
+    # nothing is published or materialized unless validate_features ran (it fails when every group's
+    # suite failed; publish copies only the groups whose suite passed, jobs/publish.py), and
+    # check_parity, the leaf, fails the run when a group was blocked
     for task_id in ("publish", "materialize"):
         task = dag.get_task(task_id)
         assert "validate_features" in task.get_flat_relative_ids(upstream=True)
         assert task.trigger_rule == "all_success"
+    assert dag.get_task("check_parity").downstream_task_ids == set()
 
 
 def test_spark_steps_submit_jobs_with_the_run_dates(dagbag) -> None:

@@ -54,6 +54,66 @@ def test_backfill_matches_the_reference_for_every_user_and_day(backfilled: Path,
     assert (expected["transactions_90d"] == 0).any(), "no expiry row in range: pick other generator parameters"
 
 
+def test_product_features_match_the_reference_and_serve_online(backfilled: Path, spark) -> None:
+    """The second group of the same run: products, with an exact distinct count and a rank (issue 13)."""
+    from compare import assert_product_features_equal
+    from featurepipe import lake
+    from featurepipe.feast_store import online_rows
+    from featurepipe.spec import PRODUCT_PURCHASE
+    from reference import PRODUCT_FEATURE_COLUMNS, reference_product_features
+
+    table = published(spark, lake.features_table(PRODUCT_PURCHASE))
+    wanted = reference_product_features(backfilled / "raw" / "transactions", START, END)
+    assert_product_features_equal(table, wanted, "Delta product feature table")
+    assert (wanted["purchases_30d"] == 0).any() and (wanted["buyers_30d"] < wanted["purchases_30d"]).any()
+
+    newest = wanted.sort_values("event_timestamp").groupby("product_id").tail(1).set_index("product_id")
+    products = sorted(newest.index)[:10]
+    rows = online_rows([{"product_id": p} for p in [*products, "p_never_sold"]], with_as_of=True)
+    for row in rows[:-1]:
+        want = newest.loc[row["product_id"]]
+        assert row["as_of"] == want["event_timestamp"].to_pydatetime(), row
+        numbers = [c for c in PRODUCT_FEATURE_COLUMNS if c != "main_category"]
+        assert [row[c] for c in numbers] == pytest.approx([want[c] for c in numbers], rel=1e-9), row
+        assert row["main_category"] == want["main_category"], row
+    # a product's category embedding online: through its main_category, as in a training set
+    from featurepipe.embeddings import load
+
+    named = [p for p in products if isinstance(newest.loc[p]["main_category"], str)][:3]
+    embedded = online_rows([{"product_id": p} for p in [*named, "p_never_sold"]],
+                           features=["main_category", "category_embedding"])
+    for row in embedded[:-1]:
+        assert row["category_embedding"] == pytest.approx(load()[row["main_category"]]), row
+    assert embedded[-1] == {"product_id": "p_never_sold", "main_category": None, "category_embedding": None}
+    # no history: each product group's no-history values (the rank and the average rating have none)
+    assert rows[-1] == {"product_id": "p_never_sold", "purchases_7d": 0, "purchases_30d": 0, "buyers_30d": 0,
+                        "revenue_30d": 0.0, "main_category": None, "popularity_rank_30d": None,
+                        "avg_rating_90d": None, "ratings_90d": 0,
+                        "as_of": None}
+
+
+def test_rating_features_and_quarantine_match_the_reference(backfilled: Path, spark) -> None:
+    """The second source: ratings quarantined and deduplicated by their own rules, features per product and user."""
+    from featurepipe import lake
+    from featurepipe.spec import PRODUCT_RATING, RATINGS, USER_RATING
+    from reference import load_ratings, reference_rating_features, split_valid_ratings
+
+    raw = backfilled / "raw" / "ratings"
+    _, invalid = split_valid_ratings(load_ratings(raw))
+    quarantined = lake.read_table(spark, lake.quarantine_table(RATINGS)).toPandas()
+    assert sorted(quarantined["reason"]) == sorted(invalid["reason"]) and len(invalid) > 0
+    for group, entity in ((PRODUCT_RATING, "product"), (USER_RATING, "user")):
+        key = [group.join_key, "event_timestamp"]
+        got = published(spark, lake.features_table(group)).sort_values(key, ignore_index=True)
+        want = reference_rating_features(raw, START, END, entity).sort_values(key, ignore_index=True)
+        assert len(want) > 50, group.name
+        assert got[key].equals(want[key]), group.name
+        for name in group.feature_names:  # a null average is NaN on both sides
+            np.testing.assert_allclose(np.array(got[name], dtype=float), np.array(want[name], dtype=float),
+                                       rtol=1e-9, equal_nan=True, err_msg=f"{group.name}.{name}")
+    assert published(spark, lake.features_table(PRODUCT_RATING))["avg_rating_90d"].isna().any()  # a zero row
+
+
 def test_quarantine_holds_every_bad_row_with_a_reason(backfilled: Path, spark) -> None:
     from featurepipe import lake
     from reference import load_raw, split_valid
@@ -112,6 +172,74 @@ def test_training_set_is_point_in_time_correct(backfilled: Path, expected: pd.Da
     unknown = result[entities["user_id"] == "u9999"]
     assert len(unknown) and (unknown["transactions_30d"] == 0).all() and (unknown["total_spent_90d"] == 0.0).all()
     assert unknown["favorite_category"].isna().all()
+
+
+def latest_at(features: pd.DataFrame, row: pd.Series) -> pd.Series | None:
+    """The newest row of `features` (reference rows keyed by product_id) at or before the entity row's instant."""
+    seen = features[(features["product_id"] == row["product_id"]) & (features["event_timestamp"] <= row["event_timestamp"])]
+    return seen.sort_values("event_timestamp").iloc[-1] if len(seen) else None
+
+
+def test_a_mixed_training_set_of_user_and_product_features_is_point_in_time_correct(
+    backfilled: Path, expected: pd.DataFrame, spark
+) -> None:
+    """One entity table with user_id and product_id: each group's features as of the latest midnight
+    at or before the row's instant, by its own key; no history gives each group's no-history values."""
+    from featurepipe import lake
+    from featurepipe.feast_store import training_set
+    from featurepipe.spec import GROUPS
+    from reference import reference_product_features, reference_rating_features
+
+    products = reference_product_features(backfilled / "raw" / "transactions", START, END)
+    rng = np.random.default_rng(11)
+    n = 40
+    ts = pd.Series(pd.Timestamp(START, tz="UTC")
+                   + pd.to_timedelta(rng.integers(0, int(((END - START).days + 1) * 86_400e6), n), unit="us"))
+    ts[::3] = ts[::3].dt.floor("D")
+    ts[1::3] = ts[1::3].dt.floor("D") - pd.Timedelta(microseconds=1)
+    entities = pd.DataFrame({
+        "user_id": rng.choice(sorted(expected["user_id"].unique()) + ["u9999"], n),
+        "product_id": rng.choice(sorted(products["product_id"].unique())[:15] + ["p_never_sold"], n),
+        "event_timestamp": ts,
+        "label": rng.integers(0, 2, n),
+    })
+    result = training_set(entities, feature_service="user_product_v1")
+    # every table the service reads (user and product groups of both sources), each pinned to its version
+    assert result.attrs["delta_versions"] == {lake.features_table(g): lake.table_version(spark, lake.features_table(g))
+                                              for g in GROUPS}
+    user_want = point_in_time(expected, entities[["user_id", "event_timestamp"]], no_history=True)
+    for name in ("transactions_30d", "total_spent_30d"):
+        assert result[name].tolist() == pytest.approx(user_want[name].tolist(), rel=1e-9), name
+    assert result["favorite_category"].tolist() == user_want["favorite_category"].tolist()
+    for i, row in entities.iterrows():
+        want, got = latest_at(products, row), result.loc[i]
+        if want is None:
+            assert (got["purchases_30d"], got["buyers_30d"], pd.isna(got["popularity_rank_30d"])) == (0, 0, True), got
+        else:
+            assert (got["purchases_30d"], got["buyers_30d"], got["popularity_rank_30d"]) == (
+                want["purchases_30d"], want["buyers_30d"], want["popularity_rank_30d"]), (row.to_dict(), want.to_dict())
+    # the second source's product features, by the same key: null average where no rating row
+    ratings = reference_rating_features(backfilled / "raw" / "ratings", START, END, "product")
+    for i, row in entities.iterrows():
+        want, got = latest_at(ratings, row), result.loc[i]
+        assert got["ratings_90d"] == (0 if want is None else want["ratings_90d"]), (row.to_dict(), want)
+        if want is None or want["avg_rating_90d"] is None:
+            assert pd.isna(got["avg_rating_90d"]), (row.to_dict(), want)
+        else:
+            assert got["avg_rating_90d"] == pytest.approx(want["avg_rating_90d"], rel=1e-9)
+
+    # user, product and embedding features in one set: the product's main_category as of the row
+    # picks its category's committed vector (none without a main category)
+    from featurepipe.embeddings import load
+
+    vectors = load()
+    mixed = training_set(entities, features=["transactions_30d", "purchases_30d", "main_category", "category_embedding"])
+    assert list(mixed.columns) == [*entities.columns, "transactions_30d", "purchases_30d", "main_category",
+                                   "category_embedding"]
+    assert mixed["transactions_30d"].tolist() == result["transactions_30d"].tolist()
+    assert any(c is not None for c in mixed["main_category"]) and any(c is None for c in mixed["main_category"])
+    for category, vector in zip(mixed["main_category"], mixed["category_embedding"]):
+        assert (vector is None) if category is None else vector == pytest.approx(vectors[category]), (category, vector)
 
 
 def test_the_windowed_point_in_time_join_answers_what_feasts_own_query_answers(backfilled: Path, expected: pd.DataFrame,
@@ -392,8 +520,9 @@ def test_freshness_breaches_when_the_lake_is_three_days_behind_its_landings(back
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from featurepipe.monitor_config import load_config
+    from featurepipe.monitor_config import load_config, publish_lag_limit_hours
     from featurepipe.monitoring import _freshness, freshness_breaches
+    from featurepipe.spec import USER_PURCHASE
 
     def lag_after(hours: float) -> dict:
         raw = tmp_path / f"raw-{hours}"
@@ -405,27 +534,32 @@ def test_freshness_breaches_when_the_lake_is_three_days_behind_its_landings(back
         monkeypatch.setenv("FEATUREPIPE_RAW_URI", str(raw))
         return _freshness(spark, END)
 
-    limit = load_config().freshness.publish_lag_hours
+    limit = publish_lag_limit_hours(USER_PURCHASE)  # the spec's freshness_sla
     behind = lag_after(3 * 24 + 2)  # the lake's newest as-of is 3 days older than the newest landed event
     assert behind["publish_lag_hours"] == pytest.approx(74) and behind["publish_lag_hours"] >= limit
-    assert [b["statistic"] for b in freshness_breaches(behind, load_config())] == ["publish_lag_hours"]
+    assert [b["statistic"] for b in freshness_breaches(behind, load_config(), USER_PURCHASE)] == ["publish_lag_hours"]
     normal = lag_after(30)  # a day of events landed before its run: normal
-    assert normal["publish_lag_hours"] < limit and freshness_breaches(normal, load_config()) == []
+    assert normal["publish_lag_hours"] < limit and freshness_breaches(normal, load_config(), USER_PURCHASE) == []
     assert behind["online_newest_as_of"] == END.isoformat() and behind["online_lag_days"] == 0
 
 
 def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path, expected: pd.DataFrame, spark) -> None:
-    """Break a daily tile under END's windows (a bug in the tile step), rerun the daily DAG for END from
-    compute_features on: the feature suite fails, nothing moves. The tile is restored afterwards."""
+    """Break a daily user tile under END's windows (a bug in the tile step), rerun the daily DAG for END
+    from compute_features on: the user suite fails and nothing of the user group moves, while the
+    product group (its suite passed) is published; the run fails. The tile is restored afterwards."""
     from pyspark.sql import functions as F
 
     from featurepipe import lake
+    from featurepipe.spec import PRODUCT_PURCHASE
     from featurepipe.orchestrator import PipelineFailed, run_dag
     from cli_helpers import cli_env, wait_for_spark_server
 
     users = sorted(expected["user_id"].unique())[:12]
     before_online = online_now(users)
     before_table = published(spark)
+    products = lake.features_table(PRODUCT_PURCHASE)
+    before_products = published(spark, products)
+    product_version = lake.table_version(spark, products)
 
     day = END - dt.timedelta(days=3)
     tiles = lake.read_range(spark, lake.TILES, "event_date", day, day).localCheckpoint()
@@ -450,6 +584,11 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
         published(spark).sort_values(KEY, ignore_index=True), before_table.sort_values(KEY, ignore_index=True)
     )
     assert online_now(users) == before_online
+    # the other group was not held back: its END partition was replaced (same rows: its input did not change)
+    assert lake.table_version(spark, products) == product_version + 1
+    product_key = ["product_id", "event_timestamp"]
+    pd.testing.assert_frame_equal(published(spark, products).sort_values(product_key, ignore_index=True),
+                                  before_products.sort_values(product_key, ignore_index=True))
 
 
 def test_rerun_into_redis_is_idempotent_and_serves_the_latest_row(
@@ -475,7 +614,7 @@ def test_rerun_into_redis_is_idempotent_and_serves_the_latest_row(
             mismatches = check_parity(spark).mismatches
     finally:
         restore_online(row, **redis)
-    assert [(m.user_id, m.feature, m.online) for m in mismatches] == [("u0005", "transactions_7d", 777)]
+    assert [(m.entity, m.feature, m.online) for m in mismatches] == [("u0005", "transactions_7d", 777)]
 
 
 def test_a_file_with_a_mistyped_column_fails_the_run_naming_file_and_column(backfilled: Path, spark) -> None:

@@ -45,8 +45,12 @@ def test_an_inline_step_reads_its_run_state_from_the_lake(spark, empty_data_dir:
     # publish before compute_features recorded a span for this run: a loud failure, nothing published
     with pytest.raises(bookkeeping.MissingRunSpan, match="scheduled__2025-03-02"):
         operator("publish")._run_inline(args)
+    from featurepipe.spec import GROUPS
+
     run = AsOfRange(dt.date(2025, 3, 1), dt.date(2025, 3, 2))
-    bookkeeping.record_run_span(spark, "scheduled__2025-03-02", run, run)
+    for group in GROUPS:  # as compute_features and validate_features record them
+        bookkeeping.record_run_span(spark, "scheduled__2025-03-02", run, run, group=group)
+        bookkeeping.record_validated(spark, "scheduled__2025-03-02", run, True, group)
     # with the span, publish reads the run's staged table, which compute_features never wrote here
     with pytest.raises(FileNotFoundError, match="staging/user_purchase_features/run=scheduled__2025-03-02-.* does not exist"):
         operator("publish")._run_inline(args)

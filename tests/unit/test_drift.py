@@ -52,7 +52,7 @@ def test_a_vanished_category_is_flagged_with_null_as_a_category() -> None:
 def test_the_committed_config_loads_and_a_typo_is_an_error_naming_it(tmp_path) -> None:
     config = load_config()
     assert config.reference_range(dt.date(2025, 6, 30)) == (dt.date(2025, 5, 27), dt.date(2025, 6, 23))
-    assert {"psi", "ks", "p_value", "rows_change", "publish_lag_hours", "online_lag_days"} <= set(config.thresholds())
+    assert {"psi", "ks", "p_value", "rows_change", "online_lag_days"} <= set(config.thresholds())
     with pytest.raises(MonitoringConfigError, match=r"\[thresholds.drift\] has unknown key\(s\) pis"):
         parse_config({"thresholds": {"drift": {"pis": 0.1}}}, "x")
     with pytest.raises(MonitoringConfigError, match=r"\[statistics\] bins must be a whole number >= 2"):

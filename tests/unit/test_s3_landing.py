@@ -155,7 +155,8 @@ def test_generate_writes_to_s3_and_land_then_finds_the_same_files(bucket: str, m
     assert code == 0, err
     assert "wrote 3 files" in out and f"to s3://{bucket}/raw" in out
     keys = moto.keys(bucket, "raw/")
-    assert keys == [f"raw/transactions/landing_date=2025-01-0{d}/part-00000.parquet" for d in (1, 2, 3)]
+    assert keys == sorted(f"raw/{source}/landing_date=2025-01-0{d}/part-00000.parquet"
+                          for source in ("ratings", "transactions") for d in (1, 2, 3))
     # the Parquet contents read through pyarrow's S3 filesystem (configured from boto3's chain)
     assert latest_event_date(f"s3://{bucket}/raw/transactions", USER_PURCHASE.source) is not None
 
@@ -163,6 +164,11 @@ def test_generate_writes_to_s3_and_land_then_finds_the_same_files(bucket: str, m
     assert cli("generate", "--out", str(tmp_path / "local"), *args, capsys=capsys)[0] == 0
     result = land(tmp_path / "local" / "transactions", f"s3://{bucket}/raw/transactions", progress=print)
     assert result.copied == [] and len(result.unchanged) == 3 and len(result.marked) == 3
+    # ratings land the same way, checked against their own source's schema
+    from featurepipe.spec import RATINGS
+
+    result = land(tmp_path / "local" / "ratings", f"s3://{bucket}/raw/ratings", progress=print, source=RATINGS)
+    assert result.copied == [] and len(result.unchanged) == 3
 
 
 def test_a_missing_bucket_and_refused_credentials_are_one_line_errors(bucket: str, moto: MotoServer, tmp_path: Path,

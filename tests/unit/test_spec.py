@@ -12,7 +12,8 @@ from featurepipe.spec import TRANSACTIONS, USER_PURCHASE, Aggregation, Column, F
 
 
 def group(*aggregations: Aggregation, **changes) -> FeatureGroup:
-    fields = dict(name="g", entity="user", join_key="user_id", source=TRANSACTIONS, aggregations=aggregations)
+    fields = dict(name="g", entity="user", join_key="user_id", source=TRANSACTIONS, aggregations=aggregations,
+                  description="test group", owner="tests")
     fields.update(changes)
     return FeatureGroup(**fields)
 
@@ -96,12 +97,34 @@ def test_every_operation_has_one_table_entry() -> None:
     assert set(OPERATIONS) == set(Op)
     assert {op: operation(op).dtype for op in Op} == {
         Op.COUNT: Dtype.INT64, Op.SUM: Dtype.FLOAT64, Op.AVG: Dtype.FLOAT64, Op.MAX: Dtype.FLOAT64, Op.MODE: Dtype.STRING,
+        Op.COUNT_DISTINCT: Dtype.INT64, Op.RANK: Dtype.INT64, Op.MEAN: Dtype.FLOAT64,
     }
-    # empty windows give SPEC §3's values
-    assert {op: operation(op).empty for op in Op} == {Op.COUNT: 0, Op.SUM: 0.0, Op.AVG: 0.0, Op.MAX: 0.0, Op.MODE: None}
+    # empty windows give SPEC §3's values (an entity without a row has no rank)
+    assert {op: operation(op).empty for op in Op} == {Op.COUNT: 0, Op.SUM: 0.0, Op.AVG: 0.0, Op.MAX: 0.0, Op.MODE: None,
+                                                      Op.COUNT_DISTINCT: 0, Op.RANK: None, Op.MEAN: None}
     # only these grow with the window, so only these get 7d <= 30d <= 90d checks
-    assert {op for op in Op if operation(op).monotone} == {Op.COUNT, Op.SUM, Op.MAX}
-    assert {op for op in Op if not operation(op).takes_column} == {Op.COUNT}
+    assert {op for op in Op if operation(op).monotone} == {Op.COUNT, Op.SUM, Op.MAX, Op.COUNT_DISTINCT}
+    assert {op for op in Op if not operation(op).takes_column} == {Op.COUNT, Op.RANK}
+
+
+def test_the_product_group_and_its_rank_are_declared_once() -> None:
+    from featurepipe.spec import PRODUCT_PURCHASE, Rank
+
+    assert PRODUCT_PURCHASE.feature_names == [
+        "purchases_7d", "purchases_30d", "buyers_30d", "revenue_30d", "main_category", "popularity_rank_30d"]
+    assert PRODUCT_PURCHASE.row_horizon_days == 31
+    rank = PRODUCT_PURCHASE.feature("popularity_rank_30d")
+    assert (rank.op, rank.column, rank.window_days) == (Op.RANK, "purchases_30d", 30)
+    with pytest.raises(SpecError, match="declare it as Rank"):
+        Aggregation("r", Op.RANK, (30,))
+    with pytest.raises(SpecError, match="orders by 'nope', which is not a numeric aggregated feature"):
+        group(Aggregation("n", Op.COUNT, (7,)), ranks=(Rank("r", by="nope"),))
+    with pytest.raises(SpecError, match="'n_7d' is declared twice"):
+        group(Aggregation("n", Op.COUNT, (7,)), ranks=(Rank("n_7d", by="n_7d"),))
+    with pytest.raises(SpecError, match="declares no owner"):
+        group(Aggregation("n", Op.COUNT, (7,)), owner=" ")
+    with pytest.raises(SpecError, match="freshness_sla must be a positive"):
+        group(Aggregation("n", Op.COUNT, (7,)), freshness_sla=dt.timedelta(0))
 
 
 def test_tile_columns_come_from_the_table(spark) -> None:
