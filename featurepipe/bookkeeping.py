@@ -41,21 +41,27 @@ def _group(group: FeatureGroup | None) -> FeatureGroup:
     return group or USER_PURCHASE
 
 
-def _is_group(spark: SparkSession, table: str, group: FeatureGroup | None) -> Column:
-    """The rows of `table` that belong to `group` (rows without a group are the user group's)."""
+def _rows_of(columns: list[str], column: str, name: str, legacy: str) -> Column:
+    """The rows (of a table with `columns`) whose `column` is `name`; rows written before the column
+    existed (null, or a table without it) belong to `legacy`."""
     from pyspark.sql import functions as F
 
+    old = F.lit(name == legacy)
+    if column not in columns:
+        return old
+    return F.when(F.col(column).isNull(), old).otherwise(F.col(column) == F.lit(name))
+
+
+def _is_group(columns: list[str], group: FeatureGroup | None) -> Column:
+    """The rows (of a table with `columns`) that belong to `group` (rows without a group are the user group's)."""
     from featurepipe.spec import USER_PURCHASE
 
-    group = _group(group)
-    legacy = F.lit(group.name == USER_PURCHASE.name)
-    if GROUP not in lake.read_table(spark, table).columns:
-        return legacy
-    return F.when(F.col(GROUP).isNull(), legacy).otherwise(F.col(GROUP) == F.lit(group.name))
+    return _rows_of(columns, GROUP, _group(group).name, USER_PURCHASE.name)
 
 
 def _records(spark: SparkSession, table: str, group: FeatureGroup | None) -> DataFrame:
-    return lake.read_table(spark, table).where(_is_group(spark, table, group))
+    rows = lake.read_table(spark, table)
+    return rows.where(_is_group(rows.columns, group))
 
 
 def ingested_files(spark: SparkSession) -> set[tuple[str, int, int]]:
@@ -102,17 +108,11 @@ def _date_rows(spark: SparkSession, column: str, dates: list[dt.date], label: st
 SOURCE = "source"
 
 
-def _is_source(spark: SparkSession, source: Source | None) -> Column:
-    """Dirty marks of `source` (marks without a source are the transactions')."""
-    from pyspark.sql import functions as F
-
+def _is_source(columns: list[str], source: Source | None) -> Column:
+    """Dirty marks (of a table with `columns`) of `source` (marks without a source are the transactions')."""
     from featurepipe.spec import TRANSACTIONS
 
-    name = (source or TRANSACTIONS).name
-    legacy = F.lit(name == TRANSACTIONS.name)
-    if SOURCE not in lake.read_table(spark, lake.DIRTY_DAYS).columns:
-        return legacy
-    return F.when(F.col(SOURCE).isNull(), legacy).otherwise(F.col(SOURCE) == F.lit(name))
+    return _rows_of(columns, SOURCE, (source or TRANSACTIONS).name, TRANSACTIONS.name)
 
 
 def mark_dirty_days(spark: SparkSession, days: list[dt.date], label: str, source: Source | None = None) -> None:
@@ -128,7 +128,8 @@ def mark_dirty_days(spark: SparkSession, days: list[dt.date], label: str, source
 def dirty_days(spark: SparkSession, source: Source | None = None) -> list[tuple[dt.date, str]]:
     if not lake.table_exists(spark, lake.DIRTY_DAYS):
         return []
-    rows = lake.read_table(spark, lake.DIRTY_DAYS).where(_is_source(spark, source)).collect()
+    marks = lake.read_table(spark, lake.DIRTY_DAYS)
+    rows = marks.where(_is_source(marks.columns, source)).collect()
     return sorted({(r[lake.EVENT_DATE], r["marked_by"]) for r in rows})
 
 
@@ -146,7 +147,8 @@ def clear_dirty_days(spark: SparkSession, done: list[tuple[dt.date, str]], sourc
     condition = F.lit(False)
     for label, days in by_label.items():
         condition = condition | ((F.col("marked_by") == F.lit(label)) & F.col(lake.EVENT_DATE).isin(days))
-    lake.delete_where(spark, lake.DIRTY_DAYS, condition & _is_source(spark, source))
+    columns = lake.read_table(spark, lake.DIRTY_DAYS).columns
+    lake.delete_where(spark, lake.DIRTY_DAYS, condition & _is_source(columns, source))
 
 
 def mark_pending_as_of(spark: SparkSession, dates: list[dt.date], label: str, group: FeatureGroup | None = None) -> None:
@@ -169,7 +171,8 @@ def clear_pending_as_of(spark: SparkSession, first: dt.date, last: dt.date, grou
 
     if not lake.table_exists(spark, lake.PENDING_AS_OF):
         return
-    condition = F.col(lake.AS_OF_DATE).between(F.lit(first), F.lit(last)) & _is_group(spark, lake.PENDING_AS_OF, group)
+    columns = lake.read_table(spark, lake.PENDING_AS_OF).columns
+    condition = F.col(lake.AS_OF_DATE).between(F.lit(first), F.lit(last)) & _is_group(columns, group)
     lake.delete_where(spark, lake.PENDING_AS_OF, condition)
 
 

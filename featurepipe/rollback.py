@@ -134,15 +134,6 @@ def changed_keys(old: DataFrame, new: DataFrame, key: str) -> DataFrame:
     return a.exceptAll(b).union(b.exceptAll(a)).select(F.col(key)).distinct()
 
 
-def newest_rows(table: DataFrame, key: str) -> DataFrame:
-    """Each entity's row of its newest as-of."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    order = Window.partitionBy(key).orderBy(F.col(EVENT_TIMESTAMP).desc())
-    return table.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
-
-
 # --- the online store ---------------------------------------------------------------------------
 
 
@@ -331,6 +322,7 @@ def _refresh_online(spark: SparkSession, group: FeatureGroup, table: str, new_ve
     (re-materialized, removed). Records the online store's new state for parity."""
     from featurepipe import bookkeeping, feast_store, lake
     from featurepipe.dates import AsOfRange
+    from featurepipe.parity import newest_rows
     from pyspark.sql import functions as F
 
     registry = feast_store.feast_env()["FEATUREPIPE_FEAST_REGISTRY"]
@@ -343,7 +335,7 @@ def _refresh_online(spark: SparkSession, group: FeatureGroup, table: str, new_ve
     key = group.join_key
     restored = lake.read_version(spark, table, new_version)
     keys = spark.createDataFrame([(k,) for k in sorted(affected)], restored.select(key).schema)
-    newest = newest_rows(restored.join(F.broadcast(keys), key), key).cache()
+    newest = newest_rows(restored.join(F.broadcast(keys), key), group).cache()
     store = feast_store.get_store()
     feast_store.ensure_applied(store)
     written: set = set()

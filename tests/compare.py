@@ -22,20 +22,26 @@ def published(spark, table: str | None = None) -> pd.DataFrame:
 
 def assert_features_equal(actual: pd.DataFrame, wanted: pd.DataFrame, what: str) -> None:
     """Same (user, T) rows; counts equal, floats within 1e-9 relative, favourite equal."""
-    merged = wanted.merge(actual, on=KEY, how="outer", suffixes=("_ref", ""), indicator=True)
+    _assert_rows_equal(actual, wanted, what, KEY, COUNT_FEATURES, FLOAT_FEATURES, ["favorite_category"])
+
+
+def _assert_rows_equal(actual: pd.DataFrame, wanted: pd.DataFrame, what: str, key: list[str], counts: list[str],
+                       floats: list[str], strings: list[str]) -> None:
+    """Same `key` rows; `counts` equal, `floats` within 1e-9 relative, `strings` equal (null = null)."""
+    merged = wanted.merge(actual, on=key, how="outer", suffixes=("_ref", ""), indicator=True)
     extra = merged[merged["_merge"] != "both"]
-    assert extra.empty, f"{what}: rows only on one side:\n{extra[KEY + ['_merge']].head(20)}"
-    for name in COUNT_FEATURES:
+    assert extra.empty, f"{what}: rows only on one side:\n{extra[key + ['_merge']].head(20)}"
+    for name in counts:
         bad = merged[merged[name].astype("int64") != merged[f"{name}_ref"].astype("int64")]
-        assert bad.empty, f"{what}: {name} differs:\n{bad[KEY + [name, name + '_ref']].head()}"
-    for name in FLOAT_FEATURES:
+        assert bad.empty, f"{what}: {name} differs:\n{bad[key + [name, name + '_ref']].head()}"
+    for name in floats:
         got, ref = merged[name].astype(float).to_numpy(), merged[f"{name}_ref"].astype(float).to_numpy()
         ok = np.isclose(got, ref, rtol=1e-9, atol=1e-12)
-        assert ok.all(), f"{what}: {name} differs:\n{merged.loc[~ok, KEY + [name, name + '_ref']].head()}"
-    fav = merged["favorite_category"].where(merged["favorite_category"].notna(), None)
-    fav_ref = merged["favorite_category_ref"].where(merged["favorite_category_ref"].notna(), None)
-    bad = merged[[a != b for a, b in zip(fav, fav_ref)]]
-    assert bad.empty, f"{what}: favorite_category differs:\n{bad[KEY + ['favorite_category', 'favorite_category_ref']].head()}"
+        assert ok.all(), f"{what}: {name} differs:\n{merged.loc[~ok, key + [name, name + '_ref']].head()}"
+    for name in strings:
+        got, ref = (merged[c].where(merged[c].notna(), None) for c in (name, f"{name}_ref"))
+        bad = merged[[a != b for a, b in zip(got, ref)]]
+        assert bad.empty, f"{what}: {name} differs:\n{bad[key + [name, name + '_ref']].head()}"
 
 
 def latest_rows(features: pd.DataFrame) -> pd.DataFrame:
@@ -56,19 +62,8 @@ def assert_online_is_latest(rows: dict[str, dict], wanted: pd.DataFrame) -> None
 
 
 def assert_product_features_equal(actual: pd.DataFrame, wanted: pd.DataFrame, what: str) -> None:
-    """Same (product, T) rows; integer features equal, revenue within 1e-9 relative."""
+    """Same (product, T) rows; integer features equal, revenue within 1e-9 relative, main category equal."""
     from reference import PRODUCT_COUNT_FEATURES, PRODUCT_FLOAT_FEATURES
 
-    key = ["product_id", "event_timestamp"]
-    merged = wanted.merge(actual, on=key, how="outer", suffixes=("_ref", ""), indicator=True)
-    extra = merged[merged["_merge"] != "both"]
-    assert extra.empty, f"{what}: rows only on one side:\n{extra[key + ['_merge']].head(20)}"
-    for name in PRODUCT_COUNT_FEATURES:
-        bad = merged[merged[name].astype("int64") != merged[f"{name}_ref"].astype("int64")]
-        assert bad.empty, f"{what}: {name} differs:\n{bad[key + [name, name + '_ref']].head()}"
-    for name in PRODUCT_FLOAT_FEATURES:
-        ok = np.isclose(merged[name].astype(float), merged[f"{name}_ref"].astype(float), rtol=1e-9, atol=1e-12)
-        assert ok.all(), f"{what}: {name} differs:\n{merged.loc[~ok, key + [name, name + '_ref']].head()}"
-    got, ref = (merged[c].where(merged[c].notna(), None) for c in ("main_category", "main_category_ref"))
-    bad = merged[[a != b for a, b in zip(got, ref)]]
-    assert bad.empty, f"{what}: main_category differs:\n{bad[key + ['main_category', 'main_category_ref']].head()}"
+    _assert_rows_equal(actual, wanted, what, ["product_id", "event_timestamp"], PRODUCT_COUNT_FEATURES,
+                       PRODUCT_FLOAT_FEATURES, ["main_category"])
