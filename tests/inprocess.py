@@ -23,25 +23,35 @@ def generated_landings(folder: Path, start: dt.date, days: int, seed: int) -> Pa
     return folder / "transactions"
 
 
-def stage(spark, start: dt.date, end: dt.date, run_id: str | None = None) -> tuple[AsOfRange, dict]:
-    """A run for as-of start..end up to its publish: ingest, tiles, every group's features staged;
-    (the user group's span, the merged step reports of the user group plus `spans`: every group's). With `run_id`, each group's
-    span is recorded as compute_features records it (with the tiles version), and its rows as
-    validated (these runs skip the GX gates), for a step job after it."""
+def stage(spark, start: dt.date, end: dt.date, run_id: str | None = None,
+          groups: tuple | None = None) -> tuple[AsOfRange, dict]:
+    """A run for as-of start..end up to its publish: ingest, tiles, features staged for `groups`;
+    (the user group's span, the merged step reports of the user group plus `spans`: each group's).
+
+    `groups` defaults to every group when `run_id` is given: each group's span is then recorded as
+    compute_features records it (with the tiles version), and its rows as validated (these runs
+    skip the GX gates), for a DAG step job after it, which covers every group. Without `run_id`
+    the default is the user group alone, the one these tests check: its source's other group
+    (products) costs as much again to compute and is checked by tests/integration/test_pipeline.py.
+    A test that mixes both kinds of run on one lake passes `GROUPS` to the first, so no group's
+    tiles miss a day another group's run rebuilt."""
     from featurepipe import bookkeeping, lake
     from featurepipe.features import stage_features
     from featurepipe.ingest import ingest
-    from featurepipe.spec import GROUPS, SOURCES, USER_PURCHASE, groups_of
+    from featurepipe.spec import GROUPS, SOURCES, USER_PURCHASE
     from featurepipe.tiles import rebuild_tiles
 
+    groups = groups or (GROUPS if run_id is not None else (USER_PURCHASE,))
     as_of = AsOfRange(start, end)
+    assert USER_PURCHASE in groups, "the report and the returned span are the user group's"
     report = ingest(spark, as_of)  # the transactions' report (the user group's source)
-    for source in SOURCES[1:]:
+    sources = [s for s in SOURCES if any(g.source is s for g in groups)]
+    for source in sources[1:]:
         ingest(spark, as_of, source=source)
-    for source in SOURCES:
-        rebuild_tiles(spark, as_of.label, groups_of(source))
+    for source in sources:
+        rebuild_tiles(spark, as_of.label, tuple(g for g in groups if g.source is source))
     spans = {}
-    for group in GROUPS:
+    for group in groups:
         spans[group.name], staged = stage_features(spark, as_of, LOOKBACK, run_id or "in-process", group)
         if group is USER_PURCHASE:
             report = {**report, **staged}
@@ -52,14 +62,15 @@ def stage(spark, start: dt.date, end: dt.date, run_id: str | None = None) -> tup
     return spans[USER_PURCHASE.name], {**report, "spans": spans}
 
 
-def run(spark, start: dt.date, end: dt.date, run_id: str | None = None) -> dict:
-    """One pipeline run for as-of start..end: `stage`, then publish every group; the user group's merged step reports."""
+def run(spark, start: dt.date, end: dt.date, run_id: str | None = None, groups: tuple | None = None) -> dict:
+    """One pipeline run for as-of start..end: `stage`, then publish each staged group; the user group's merged step reports."""
     from featurepipe.publishing import publish
     from featurepipe.spec import GROUPS
 
-    _, report = stage(spark, start, end, run_id)
+    _, report = stage(spark, start, end, run_id, groups)
     for group in GROUPS:
-        publish(spark, report["spans"][group.name], run_id or "in-process", group=group)
+        if group.name in report["spans"]:
+            publish(spark, report["spans"][group.name], run_id or "in-process", group=group)
     return report
 
 

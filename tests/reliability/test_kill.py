@@ -60,10 +60,11 @@ def test_a_driver_killed_while_publish_writes_leaves_the_table_unchanged_and_the
 ) -> None:
     from featurepipe import lake
     from featurepipe.lease import LEASE_FILE
+    from featurepipe.spec import GROUPS
 
     raw = lake_env / "raw"
     land(generated, raw, T - dt.timedelta(days=2))
-    run(spark, T - dt.timedelta(days=5), T - dt.timedelta(days=1))
+    run(spark, T - dt.timedelta(days=5), T - dt.timedelta(days=1), groups=GROUPS)  # publish below covers every group
     land(generated, raw, T - dt.timedelta(days=1))
     stage(spark, T, T, RUN_ID)  # the run for T, done up to its publish (as compute_features leaves it)
     before, version = published(spark), lake.table_version(spark, lake.FEATURES)
