@@ -16,7 +16,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from bench.compute import duckdb_sql
+from bench.compute import compare_group, duckdb_sql
 from featurepipe.aggregations import Dtype, Op
 from featurepipe.spec import (
     GROUPS,
@@ -280,46 +280,6 @@ def duckdb_all(raw: Path, out_dir: Path, first: dt.date, last: dt.date) -> float
         con.execute(script)
     con.close()
     return time.perf_counter() - began
-
-
-def _mismatch_sql(f: Feature) -> str:
-    """True when a matched row's values of the feature differ (ints and strings exactly, null included;
-    floats to 1e-9 relative, null only against null)."""
-    a, b = f"a.{f.name}", f"b.{f.name}"
-    if f.dtype is Dtype.FLOAT64:
-        return f"({a} IS NULL) <> ({b} IS NULL) OR abs({a} - {b}) > 1e-12 + 1e-9 * abs({b})"
-    return f"{a} IS DISTINCT FROM {b}"
-
-
-def compare_group(ours: list[str], duck_out: Path, group: FeatureGroup, first: dt.date, last: dt.date) -> tuple[int, dict]:
-    """(rows compared, mismatching rows per check) of the group's rows for as-of first..last: `ours`
-    (Parquet files, e.g. a Delta table's live files) against DuckDB's. Checks: rows on one side only
-    (full outer join on the join key and event_timestamp), duplicate (key, T) rows on either side,
-    and each feature of the spec."""
-    import duckdb
-
-    key = group.join_key
-    columns = ", ".join([key, "CAST(event_timestamp AS TIMESTAMP) AS event_timestamp", *group.feature_names])
-    in_range = f"CAST(event_timestamp AS TIMESTAMP) BETWEEN TIMESTAMP '{first}' AND TIMESTAMP '{last}'"
-    files = "[" + ", ".join(f"'{f}'" for f in ours) + "]"
-    checks = ["count(*) FILTER (WHERE a._present IS NULL OR b._present IS NULL) AS one_side"]
-    checks += [f"count(*) FILTER (WHERE a._present AND b._present AND ({_mismatch_sql(f)})) AS {f.name}"
-               for f in group.features]
-    checks += ["count(*) AS rows"]
-    duplicates = f"count(*) - count(DISTINCT ({key}, event_timestamp))"
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    cursor = con.execute(f"""
-        WITH a AS (SELECT {columns}, true AS _present FROM read_parquet({files}, hive_partitioning = false) WHERE {in_range}),
-             b AS (SELECT {columns}, true AS _present FROM read_parquet('{duck_out}') WHERE {in_range})
-        SELECT {", ".join(checks)},
-               (SELECT {duplicates} FROM a) AS duplicates_ours, (SELECT {duplicates} FROM b) AS duplicates_duckdb
-        FROM a FULL OUTER JOIN b ON a.{key} = b.{key} AND a.event_timestamp = b.event_timestamp
-    """)
-    result = dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
-    con.close()
-    rows = result.pop("rows")
-    return rows, {check: n for check, n in result.items() if n}
 
 
 def compare_all(out_dir: Path, first: dt.date, last: dt.date) -> dict[str, int]:
