@@ -28,7 +28,7 @@ from featurepipe.dates import AsOfRange
 from featurepipe.storage import FileInfo
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, SparkSession
 
     from featurepipe.spec import FeatureGroup, Source
 
@@ -59,16 +59,30 @@ def _is_group(columns: list[str], group: FeatureGroup | None) -> Column:
     return _rows_of(columns, GROUP, _group(group).name, USER_PURCHASE.name)
 
 
-def _records(spark: SparkSession, table: str, group: FeatureGroup | None) -> DataFrame:
-    rows = lake.read_table(spark, table)
-    return rows.where(_is_group(rows.columns, group))
+def _belongs(row: dict, column: str, name: str, legacy: str) -> bool:
+    """`_rows_of` for one record read as a dict."""
+    value = row.get(column)
+    return name == legacy if value is None else value == name
+
+
+def _records(spark: SparkSession, table: str, group: FeatureGroup | None) -> list[dict]:
+    """The records of `group` in a bookkeeping table, as dicts ([] if the table does not exist yet).
+
+    The tables hold one small row per record: they are read in this process from their Delta log
+    and files (`lake.small_table_rows`), not by Spark jobs, which cost more than the read itself."""
+    from featurepipe.spec import USER_PURCHASE
+
+    name = _group(group).name
+    return [r for r in lake.small_table_rows(spark, table) if _belongs(r, GROUP, name, USER_PURCHASE.name)]
+
+
+def _newest(records: list[dict], *keys: str) -> dict | None:
+    """The record with the largest `keys` (e.g. its time of recording); None if there is none."""
+    return max(records, key=lambda r: tuple(r[k] for k in keys), default=None)
 
 
 def ingested_files(spark: SparkSession) -> set[tuple[str, int, int]]:
-    if not lake.table_exists(spark, lake.INGESTED_FILES):
-        return set()
-    rows = lake.read_table(spark, lake.INGESTED_FILES).select("file", "size", "modified_us").collect()
-    return {(r["file"], r["size"], r["modified_us"]) for r in rows}
+    return {(r["file"], r["size"], r["modified_us"]) for r in lake.small_table_rows(spark, lake.INGESTED_FILES)}
 
 
 def _identity(f: FileInfo) -> tuple[str, int, int]:
@@ -126,11 +140,11 @@ def mark_dirty_days(spark: SparkSession, days: list[dt.date], label: str, source
 
 
 def dirty_days(spark: SparkSession, source: Source | None = None) -> list[tuple[dt.date, str]]:
-    if not lake.table_exists(spark, lake.DIRTY_DAYS):
-        return []
-    marks = lake.read_table(spark, lake.DIRTY_DAYS)
-    rows = marks.where(_is_source(marks.columns, source)).collect()
-    return sorted({(r[lake.EVENT_DATE], r["marked_by"]) for r in rows})
+    from featurepipe.spec import TRANSACTIONS
+
+    name = (source or TRANSACTIONS).name
+    return sorted({(r[lake.EVENT_DATE], r["marked_by"]) for r in lake.small_table_rows(spark, lake.DIRTY_DAYS)
+                   if _belongs(r, SOURCE, name, TRANSACTIONS.name)})
 
 
 def clear_dirty_days(spark: SparkSession, done: list[tuple[dt.date, str]], source: Source | None = None) -> None:
@@ -160,26 +174,31 @@ def mark_pending_as_of(spark: SparkSession, dates: list[dt.date], label: str, gr
 
 
 def pending_as_of(spark: SparkSession, group: FeatureGroup | None = None) -> list[dt.date]:
-    if not lake.table_exists(spark, lake.PENDING_AS_OF):
-        return []
-    rows = _records(spark, lake.PENDING_AS_OF, group).select(lake.AS_OF_DATE).collect()
-    return sorted({r[lake.AS_OF_DATE] for r in rows})
+    return sorted({r[lake.AS_OF_DATE] for r in _records(spark, lake.PENDING_AS_OF, group)})
 
 
 def clear_pending_as_of(spark: SparkSession, first: dt.date, last: dt.date, group: FeatureGroup | None = None) -> None:
     from pyspark.sql import functions as F
 
-    if not lake.table_exists(spark, lake.PENDING_AS_OF):
-        return
+    if not any(first <= d <= last for d in pending_as_of(spark, group)):
+        return  # nothing to clear: no Delta DELETE (a scan and a transaction for nothing)
     columns = lake.read_table(spark, lake.PENDING_AS_OF).columns
     condition = F.col(lake.AS_OF_DATE).between(F.lit(first), F.lit(last)) & _is_group(columns, group)
     lake.delete_where(spark, lake.PENDING_AS_OF, condition)
 
 
 def latest_published(spark: SparkSession, group: FeatureGroup | None = None) -> dt.date | None:
+    """The newest as-of date the group's feature table holds rows of (from its log: the newest partition)."""
     from pyspark.sql import functions as F
 
+    from featurepipe import delta_log
+    from featurepipe.settings import get_settings
+
     table = lake.features_table(_group(group))
+    try:
+        return delta_log.newest_date(get_settings().table_uri(table), lake.AS_OF_DATE)
+    except delta_log.Unsupported:
+        pass
     if not lake.table_exists(spark, table):
         return None
     return lake.read_table(spark, table).agg(F.max(lake.AS_OF_DATE)).first()[0]
@@ -211,22 +230,14 @@ def record_run_span(spark: SparkSession, run_id: str, as_of: AsOfRange, span: As
 
 def run_span(spark: SparkSession, run_id: str, as_of: AsOfRange, group: FeatureGroup | None = None) -> RunSpan:
     """The span compute_features recorded for `run_id` (the newest record); MissingRunSpan if none."""
-    from pyspark.sql import functions as F
-
-    found = None
-    if lake.table_exists(spark, lake.RUN_SPANS):
-        found = (
-            _records(spark, lake.RUN_SPANS, group)
-            .where((F.col("run_id") == run_id) & (F.col("start") == as_of.start) & (F.col("end") == as_of.end))
-            .orderBy(F.col("recorded_at").desc())
-            .first()
-        )
+    found = _newest([r for r in _records(spark, lake.RUN_SPANS, group)
+                     if r["run_id"] == run_id and r["start"] == as_of.start and r["end"] == as_of.end], "recorded_at")
     if found is None:
         raise MissingRunSpan(
             f"no span recorded for run {run_id!r} (as-of {as_of}, {_group(group).name}) in {lake.RUN_SPANS}: compute_features has not "
             f"finished for this run; rerun it before this step"
         )
-    version = found.asDict().get("tiles_version")  # None in records from before it was kept
+    version = found.get("tiles_version")  # None in records from before it was kept
     version = None if version is None or version < 0 else version
     return RunSpan(AsOfRange(found["span_start"], found["span_end"]), version)
 
@@ -258,14 +269,8 @@ def record_validated(spark: SparkSession, run_id: str, span: AsOfRange, success:
 
 def validated(spark: SparkSession, run_id: str, span: AsOfRange | None, group: FeatureGroup) -> bool | None:
     """Did the newest validation of the run's staged `span` (None: any span) of `group` pass? None if none ran."""
-    from pyspark.sql import functions as F
-
-    if not lake.table_exists(spark, lake.VALIDATIONS):
-        return None
-    found = _records(spark, lake.VALIDATIONS, group).where(F.col("run_id") == run_id)
-    if span is not None:
-        found = found.where((F.col("span_start") == span.start) & (F.col("span_end") == span.end))
-    found = found.orderBy(F.col("validated_at").desc()).first()
+    found = _newest([r for r in _records(spark, lake.VALIDATIONS, group) if r["run_id"] == run_id and (
+        span is None or (r["span_start"] == span.start and r["span_end"] == span.end))], "validated_at")
     return None if found is None else bool(found["success"])
 
 
@@ -277,26 +282,18 @@ class Materialized:
 
 def last_materialized(spark: SparkSession, group: FeatureGroup | None = None) -> Materialized | None:
     """The newest successful materialize (highest feature table version), None if none succeeded yet."""
-    if not lake.table_exists(spark, lake.MATERIALIZED):
-        return None
-    row = _records(spark, lake.MATERIALIZED, group).orderBy("features_version", "materialized_at", ascending=False).first()
+    row = _newest(_records(spark, lake.MATERIALIZED, group), "features_version", "materialized_at")
     return None if row is None else Materialized(row["window_end"], row["features_version"])
 
 
 def first_published_at(spark: SparkSession, first: dt.date, last: dt.date,
                        group: FeatureGroup | None = None) -> dict[dt.date, dt.datetime]:
     """For each as-of date in first..last that a span covers: when it was first published (UTC)."""
-    if not lake.table_exists(spark, lake.PUBLISHED_SPANS):
-        return {}
-    from pyspark.sql import functions as F
-
-    rows = (_records(spark, lake.PUBLISHED_SPANS, group)
-            .where((F.col("span_end") >= F.lit(first)) & (F.col("span_start") <= F.lit(last)))
-            .select("span_start", "span_end", F.date_format("published_at", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS").alias("at"))
-            .collect())
     found: dict[dt.date, dt.datetime] = {}
-    for r in rows:
-        at = dt.datetime.fromisoformat(r["at"]).replace(tzinfo=dt.timezone.utc)  # the session's zone is UTC
+    for r in _records(spark, lake.PUBLISHED_SPANS, group):
+        if r["span_end"] < first or r["span_start"] > last:
+            continue
+        at = r["published_at"].replace(tzinfo=dt.timezone.utc)  # records' times are naive UTC
         day = max(r["span_start"], first)
         while day <= min(r["span_end"], last):
             found[day] = min(found.get(day, at), at)
@@ -308,17 +305,10 @@ def owed_online(spark: SparkSession, group: FeatureGroup | None = None) -> dt.da
     """The first as-of date whose rows the online store may lack: the earliest span published after
     the feature table version of the last successful materialize (every span, if none succeeded
     yet). None when nothing is owed. Read from the records: no scan of the feature table."""
-
-    if not lake.table_exists(spark, lake.PUBLISHED_SPANS):
-        return None
-    from pyspark.sql import functions as F
-
-    last = -1
-    if lake.table_exists(spark, lake.MATERIALIZED):
-        last = _records(spark, lake.MATERIALIZED, group).agg(F.max("features_version")).first()[0]
-        last = -1 if last is None else last
-    # one small row per publish, read whole (spans recorded before versions were have none: -1)
-    spans = [r.asDict() for r in _records(spark, lake.PUBLISHED_SPANS, group).collect()]
+    last = max((r["features_version"] for r in _records(spark, lake.MATERIALIZED, group)
+                if r["features_version"] is not None), default=-1)
+    # one small row per publish (spans recorded before versions were have none: -1)
+    spans = _records(spark, lake.PUBLISHED_SPANS, group)
     owed = [s["span_start"] for s in spans if last < 0 or (s.get("features_version") or -1) > last]
     return min(owed, default=None)
 
@@ -343,6 +333,6 @@ def published_dates(spark: SparkSession, group: FeatureGroup | None = None) -> t
         # a lake published before spans were recorded: its partitions are what was published
         covered = {r[0] for r in lake.read_table(spark, table).select(lake.AS_OF_DATE).distinct().collect()}
         return min(covered, default=None), covered
-    spans = [(r["span_start"], r["span_end"]) for r in _records(spark, lake.PUBLISHED_SPANS, group).collect()]
+    spans = [(r["span_start"], r["span_end"]) for r in _records(spark, lake.PUBLISHED_SPANS, group)]
     covered = {start + dt.timedelta(days=k) for start, end in spans for k in range((end - start).days + 1)}
     return min(covered, default=None), covered

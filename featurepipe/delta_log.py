@@ -58,6 +58,83 @@ def newest_date(uri: str, column: str) -> dt.date | None:
     return dt.date.fromisoformat(value) if value else None
 
 
+def table_size(uri: str) -> int | None:
+    """Bytes of the live files of the Delta table at `uri` (Spark's `DESCRIBE DETAIL` sizeInBytes); None if no table."""
+    snapshot = read_snapshot(uri)
+    return None if snapshot is None else sum(int(add.get("size") or 0) for add in snapshot.files.values())
+
+
+def newest_commit(uri: str) -> tuple[int, dict] | None:
+    """(version, commitInfo) of the newest commit of the Delta table at `uri` (what `DESCRIBE HISTORY`
+    shows first); None if `uri` holds no Delta log. A commit without commitInfo raises `Unsupported`."""
+    from pyarrow import fs as pafs
+
+    from featurepipe.storage import filesystem
+
+    filesystem_, root = filesystem(uri)
+    log = f"{root}/{LOG}"
+    listed = filesystem_.get_file_info(pafs.FileSelector(log, allow_not_found=True, recursive=False))
+    commits = [int(m.group(1)) for info in listed if (m := _COMMIT.match(info.base_name))]
+    if not commits:
+        return None
+    version = max(commits)
+    with filesystem_.open_input_stream(f"{log}/{version:020d}.json") as stream:
+        for line in stream.read().decode("utf-8").splitlines():
+            if line.strip() and "commitInfo" in (action := json.loads(line)):
+                return version, action["commitInfo"]
+    raise Unsupported(f"{log}: commit {version} has no commitInfo")
+
+
+def read_rows(uri: str) -> list[dict] | None:
+    """Every live row of the small, unpartitioned Delta table at `uri` (the pipeline's bookkeeping
+    records), read from its log and Parquet files in this process: no Spark job. None if `uri` holds
+    no Delta log. Values as Spark's `collect` gives them (dates as `datetime.date`), except
+    timestamps: naive `datetime`s in UTC. A column added by a later schema merge is None in the rows
+    of files written before it. A partitioned table, a deletion vector or column mapping raises
+    `Unsupported`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from featurepipe.storage import filesystem
+
+    snapshot = read_snapshot(uri)
+    if snapshot is None:
+        return None
+    metadata = snapshot.metadata or {}
+    if metadata.get("partitionColumns"):
+        raise Unsupported(f"{uri}: a partitioned table (read it with Spark)")
+    if _as_dict(metadata.get("configuration")).get("delta.columnMapping.mode", "none") != "none":
+        raise Unsupported(f"{uri}: column mapping")
+    if any(add.get("deletionVector") for add in snapshot.files.values()):
+        raise Unsupported(f"{uri}: deletion vectors")
+    columns = [f["name"] for f in json.loads(metadata.get("schemaString") or "{}").get("fields", [])]
+    filesystem_, root = filesystem(uri)
+    paths = [path if "://" in path else f"{root}/{path}" for (path, _), add in snapshot.files.items() if _has_rows(add)]
+
+    def rows_of(path: str) -> list[dict]:
+        fs_, inner = filesystem(path) if "://" in path else (filesystem_, path)
+        return _plain_rows(fs_, inner, columns)
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(paths)))) as pool:
+        return [row for rows in pool.map(rows_of, paths) for row in rows]
+
+
+def _plain_rows(filesystem_, path: str, columns: list[str]) -> list[dict]:
+    """One data file's rows over `columns` (absent columns None; timestamps as naive UTC microseconds)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with filesystem_.open_input_file(path) as handle:
+            table = pq.ParquetFile(handle).read()
+    except FileNotFoundError as exc:
+        raise Unsupported(f"{path}: a file the log lists is gone ({exc})") from exc
+    for i, field_ in enumerate(table.schema):
+        if pa.types.is_timestamp(field_.type):  # INT96 reads as nanoseconds: pandas Timestamps in to_pylist
+            table = table.set_column(i, field_.name, table.column(i).cast(pa.timestamp("us")))
+    present = set(table.column_names)
+    return [{c: row.get(c) if c in present else None for c in columns} for row in table.to_pylist()]
+
+
 def read_snapshot(uri: str) -> Snapshot | None:
     """The table's newest snapshot (live files, metadata, protocol); None if `uri` holds no Delta log."""
     from pyarrow import fs as pafs

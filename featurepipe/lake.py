@@ -117,12 +117,37 @@ def table_exists(spark: SparkSession, table: str) -> bool:
 
 
 def table_bytes(spark: SparkSession, table: str) -> int:
-    """Size of the table's current files, from its log (no data read); 0 if it does not exist yet."""
+    """Size of the table's current files, from its log (no data read, no Spark job); 0 if it does not exist yet."""
+    from featurepipe import delta_log
+
+    try:
+        return delta_log.table_size(get_settings().table_uri(table)) or 0
+    except delta_log.Unsupported:
+        pass
     from delta.tables import DeltaTable
 
     if not table_exists(spark, table):
         return 0
     return int(DeltaTable.forPath(spark, table_path(table)).detail().first()["sizeInBytes"])
+
+
+def small_table_rows(spark: SparkSession, table: str) -> list[dict]:
+    """Every row of a small table (the bookkeeping records) as dicts, read in this process from its log
+    and files (`delta_log.read_rows`: no Spark job, which costs more than the read); [] if the table
+    does not exist. A log the replay cannot read is read with Spark, with the same values."""
+    from featurepipe import delta_log
+
+    try:
+        rows = delta_log.read_rows(get_settings().table_uri(table))
+        return [] if rows is None else rows
+    except delta_log.Unsupported:
+        pass
+    if not table_exists(spark, table):
+        return []
+    utc = dt.timezone.utc
+    # Spark gives timestamps as naive local times: naive UTC, as the log read gives them
+    return [{k: v.astimezone(utc).replace(tzinfo=None) if isinstance(v, dt.datetime) else v
+             for k, v in row.asDict().items()} for row in read_table(spark, table).collect()]
 
 
 def read_table(spark: SparkSession, table: str) -> DataFrame:
@@ -165,7 +190,16 @@ def table_version(spark: SparkSession, table: str) -> int | None:
 
 
 def last_commit(spark: SparkSession, table: str) -> tuple[int, dict[str, str]]:
-    """(version, operation metrics) of the table's newest commit, from its log (no data read)."""
+    """(version, operation metrics) of the table's newest commit, from its log (no data read, no Spark job)."""
+    from featurepipe import delta_log
+
+    try:
+        newest = delta_log.newest_commit(get_settings().table_uri(table))
+        if newest is not None:
+            version, info = newest
+            return version, {k: str(v) for k, v in (info.get("operationMetrics") or {}).items()}
+    except delta_log.Unsupported:
+        pass
     from delta.tables import DeltaTable
 
     newest = DeltaTable.forPath(spark, table_path(table)).history(1).select("version", "operationMetrics").first()

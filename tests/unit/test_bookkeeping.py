@@ -64,3 +64,55 @@ def test_the_step_runner_is_inline_on_local_masters_and_spark_submit_elsewhere(m
     monkeypatch.setenv("FEATUREPIPE_STEP_RUNNER", "livy")
     with pytest.raises(ValueError, match="FEATUREPIPE_STEP_RUNNER must be one of inline, server, spark-submit, got 'livy'"):
         step_runner("local[*]")
+
+
+def test_records_read_from_the_log_equal_sparks_read_through_schema_merges_deletes_and_checkpoints(
+        spark, lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records are read without Spark (featurepipe.delta_log.read_rows): the same rows and values as
+    Spark's read of the table, through a column added later, a delete and a checkpoint; a log the
+    replay refuses is read with Spark, with the same values; sizes and the newest commit agree too."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from featurepipe import bookkeeping, delta_log
+    from featurepipe import lake as lake_mod
+    from featurepipe.settings import get_settings
+
+    table = "bookkeeping/test_records"
+    old = spark.createDataFrame([("a", 1, dt.date(2025, 1, 1))], "run_id string, n long, day date")
+    lake_mod.append(old.withColumn("at", F.current_timestamp()), table)
+    for k in range(11):  # past Delta's checkpoint interval (10): the replay starts from a checkpoint
+        new = spark.createDataFrame([(f"r{k}", k, dt.date(2025, 1, 2 + k), "g")], "run_id string, n long, day date, g string")
+        lake_mod.append(new.withColumn("at", F.current_timestamp()), table, merge_schema=True)
+    lake_mod.delete_where(spark, table, F.col("n") == 3)
+    uri = get_settings().table_uri(table)
+    assert any(p.name.endswith(".checkpoint.parquet") for p in (lake / table / "_delta_log").iterdir())
+
+    def key(row: dict) -> str:
+        return row["run_id"]
+
+    spark_rows = [r.asDict() for r in lake_mod.read_table(spark, table).collect()]
+    logged = delta_log.read_rows(uri)
+    assert sorted(logged, key=key) == sorted(lake_mod.small_table_rows(spark, table), key=key)
+    assert len(logged) == 11 and {r["run_id"] for r in logged} == {r["run_id"] for r in spark_rows}
+    by_id = {r["run_id"]: r for r in spark_rows}
+    for row in logged:
+        wanted = by_id[row["run_id"]]
+        assert {k: v for k, v in row.items() if k != "at"} == {k: v for k, v in wanted.items() if k != "at"}
+        # Spark gives naive local times; the log read naive UTC (the machine's zone may be either)
+        assert row["at"] == wanted["at"].astimezone(dt.timezone.utc).replace(tzinfo=None)
+    assert [r["run_id"] for r in logged if r["g"] is None] == ["a"]  # written before the column was
+
+    detail = DeltaTable.forPath(spark, lake_mod.table_path(table)).detail().first()
+    history = DeltaTable.forPath(spark, lake_mod.table_path(table)).history(1).first()
+    assert lake_mod.table_bytes(spark, table) == detail["sizeInBytes"]
+    assert lake_mod.last_commit(spark, table) == (history["version"], dict(history["operationMetrics"]))
+
+    # a log the replay refuses: Spark reads it, with the same values
+    def refuse(uri: str):
+        raise delta_log.Unsupported("a reader feature it has not met")
+
+    monkeypatch.setattr(delta_log, "read_rows", refuse)
+    assert sorted(lake_mod.small_table_rows(spark, table), key=key) == sorted(logged, key=key)
+    assert lake_mod.small_table_rows(spark, "bookkeeping/none_yet") == []
+    assert bookkeeping.pending_as_of(spark) == []
