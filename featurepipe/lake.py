@@ -19,6 +19,7 @@ from featurepipe.storage import spark_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
     from featurepipe.spec import FeatureGroup, Source
 
@@ -173,6 +174,23 @@ def replace_dates(df: DataFrame, table: str, column: str, dates: list[dt.date]) 
     if dates:
         listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(set(dates)))
         _replace_where(df, table, column, f"{column} IN ({listed})")
+
+
+# past this many rows a literal plan grows too large for the JVM's planner; Python ships them instead
+_LITERAL_ROWS_MAX = 2000
+
+
+def literal_rows(spark: SparkSession, rows: list[tuple], schema: StructType) -> DataFrame:
+    """A DataFrame of `rows` (tuples in `schema`'s field order) as literals planned in the JVM, in one
+    partition. `spark.createDataFrame` of a Python list ships the rows through a Python worker for
+    every write, ~1 s even for one row (measured); the pipeline's bookkeeping records are a few rows."""
+    from pyspark.sql import functions as F
+
+    if not rows or len(rows) > _LITERAL_ROWS_MAX:
+        return spark.createDataFrame(rows, schema)
+    structs = [F.struct(*[F.lit(value).cast(f.dataType).alias(f.name) for f, value in zip(schema.fields, row)])
+               for row in rows]
+    return spark.range(1, numPartitions=1).select(F.inline(F.array(*structs)))
 
 
 def append(df: DataFrame, table: str, merge_schema: bool = False) -> None:

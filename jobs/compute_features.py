@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     # one Spark application for the whole range and every group: the changed tiles, then every as-of date from them
     step = begin("compute_features", __doc__, argv)
     reports, tiles = {}, {}
-    with step.lease():
+    with step.lease(), bookkeeping.batched_records(step.spark):  # every group's span in one commit
         # tiles and rows grow with the events
         step.fit_to(sum(lake.table_bytes(step.spark, lake.clean_table(s)) for s in SOURCES))
         for source in SOURCES:

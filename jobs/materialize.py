@@ -14,7 +14,9 @@ def main(argv: list[str] | None = None) -> int:
 
     step = begin("materialize", __doc__, argv)
     reports = {}
-    with step.lease():  # the newest published row is read and sent while no run can publish a newer one
+    # the newest published row is read and sent while no run can publish a newer one; every group's
+    # record of what it sent in one commit (each group reads only its own)
+    with step.lease(), bookkeeping.batched_records(step.spark):
         step.fit_to(sum(lake.table_bytes(step.spark, lake.features_table(g)) for g in GROUPS))
         reports["category_embeddings"] = embeddings.serve(step.spark)  # reference data: written and sent when changed
         for group in GROUPS:

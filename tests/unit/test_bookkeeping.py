@@ -116,3 +116,25 @@ def test_records_read_from_the_log_equal_sparks_read_through_schema_merges_delet
     assert sorted(lake_mod.small_table_rows(spark, table), key=key) == sorted(logged, key=key)
     assert lake_mod.small_table_rows(spark, "bookkeeping/none_yet") == []
     assert bookkeeping.pending_as_of(spark) == []
+
+
+def test_batched_records_are_one_commit_per_table_written_also_when_the_block_raises(spark, lake: Path) -> None:
+    from featurepipe import bookkeeping
+    from featurepipe import lake as lake_mod
+    from featurepipe.spec import GROUPS
+
+    day = dt.date(2025, 3, 10)
+    with bookkeeping.batched_records(spark):
+        for k, group in enumerate(GROUPS):
+            bookkeeping.record_run_span(spark, "r", AsOfRange(day, day), AsOfRange(day - k * DAY, day), k, group)
+        assert not lake_mod.table_exists(spark, lake_mod.RUN_SPANS)  # held back until the block ends
+    assert lake_mod.table_version(spark, lake_mod.RUN_SPANS) == 0  # one commit
+    for k, group in enumerate(GROUPS):
+        assert bookkeeping.run_span(spark, "r", AsOfRange(day, day), group) == bookkeeping.RunSpan(
+            AsOfRange(day - k * DAY, day), k)
+    with pytest.raises(RuntimeError, match="the second group failed"):
+        with bookkeeping.batched_records(spark):
+            bookkeeping.record_materialized(spark, AsOfRange(day, day), 3, GROUPS[0])
+            raise RuntimeError("the second group failed")
+    assert bookkeeping.last_materialized(spark, GROUPS[0]) == bookkeeping.Materialized(day, 3)
+    assert bookkeeping.last_materialized(spark, GROUPS[1]) is None
