@@ -60,7 +60,7 @@ def save_stats(spark: SparkSession, summary: dict) -> None:
         StructField("breached", BooleanType(), False),
     ])
     reference = summary["reference"]
-    df = (spark.createDataFrame(stat_rows(summary), schema)
+    df = (lake.literal_rows(spark, stat_rows(summary), schema)
           .withColumn("reference_start", F.lit(reference["start"]).cast("date"))
           .withColumn("reference_end", F.lit(reference["end"]).cast("date"))
           .withColumn("reported_at", F.current_timestamp()))

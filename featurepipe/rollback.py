@@ -334,7 +334,7 @@ def _refresh_online(spark: SparkSession, group: FeatureGroup, table: str, new_ve
         return 0, 0
     key = group.join_key
     restored = lake.read_version(spark, table, new_version)
-    keys = spark.createDataFrame([(k,) for k in sorted(affected)], restored.select(key).schema)
+    keys = lake.literal_rows(spark, [(k,) for k in sorted(affected)], restored.select(key).schema)
     newest = newest_rows(restored.join(F.broadcast(keys), key), group).cache()
     store = feast_store.get_store()
     feast_store.ensure_applied(store)
@@ -370,7 +370,7 @@ def _record(spark: SparkSession, result: RollbackResult) -> None:
               "entities_removed": result.entities_removed}
     schema = StructType([StructField(k, StringType() if isinstance(v, str) else LongType(), False)
                          for k, v in values.items()])
-    row = spark.createDataFrame([tuple(values.values())], schema).withColumn("rolled_back_at", F.current_timestamp())
+    row = lake.literal_rows(spark, [tuple(values.values())], schema).withColumn("rolled_back_at", F.current_timestamp())
     lake.append(row, ROLLBACKS)
 
 
