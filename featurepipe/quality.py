@@ -15,7 +15,7 @@ package (spark-submit, an Airflow worker) has no repo checkout to read from.
 
 Validation state (the GX file context, validation results, Data Docs) lives under
 `get_settings().gx_dir`, never in the repo. GX on Spark costs one Spark job per metric, so the
-suites stay lean and use `SUMMARY` results (never `COMPLETE`: results must not carry whole rows).
+suites stay lean and use `BASIC` results (never `COMPLETE`: results must not carry whole rows).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from featurepipe.aggregations import operation
 from featurepipe.settings import EXPECTATIONS_DIR, format_duration, get_settings
@@ -34,6 +34,7 @@ from featurepipe.spec import GROUPS, SOURCES, TRANSACTIONS, USER_PURCHASE, Featu
 
 if TYPE_CHECKING:
     from great_expectations.checkpoint import Checkpoint
+    from great_expectations.checkpoint.checkpoint import CheckpointResult
     from great_expectations.core import ExpectationSuite
     from great_expectations.core.expectation_validation_result import ExpectationValidationResult
     from great_expectations.data_context import AbstractDataContext
@@ -43,9 +44,11 @@ RAW_SUITE = "transactions_raw"
 FEATURE_SUITE = USER_PURCHASE.name  # each group's suite is named after the group
 SUITES_DIR = EXPECTATIONS_DIR / "suites"
 REGENERATE_COMMAND = ".venv/bin/python -m featurepipe.quality"
-# SUMMARY keeps the unexpected counts (COMPLETE would carry whole rows). No sample values:
+# BASIC keeps the unexpected counts (COMPLETE would carry whole rows). No sample values:
 # fetching them costs one more Spark job per expectation, which doubled validation time.
-RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+# Without samples SUMMARY stores the very same results, but GX also computes an unexpected-index
+# list and query for every map expectation (one Spark query analysis each) that nothing shows.
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 DATASOURCE_NAME = "featurepipe_spark"
 BATCH_DEFINITION_NAME = "whole_dataframe"
 
@@ -276,25 +279,48 @@ class ValidationOutcome:
 
 def validate_dataframe(df: DataFrame, suite_name: str, run_label: str) -> ValidationOutcome:
     """Run suite `suite_name` on `df`, keep results and Data Docs under the gx dir; no raise on failure."""
+    (outcome,) = validate_dataframes([(df, suite_name, run_label)])
+    return outcome
+
+
+def validate_dataframes(batches: Sequence[tuple[DataFrame, str, str]]) -> list[ValidationOutcome]:
+    """Run each `(frame, suite name, run label)` in one GX context and build Data Docs once for them all.
+
+    One outcome per batch, in order; no raise on a failed suite. Each frame is cached for its own
+    validation only, so at most one of them is held in memory at a time.
+    """
     from great_expectations.core.run_identifier import RunIdentifier
 
-    suite = build_suite(suite_name)  # fail fast on an unknown name, before touching Spark
+    suites = [build_suite(name) for _, name, _ in batches]  # fail fast on an unknown name, before touching Spark
+    if not suites:
+        return []
     gx_dir = get_settings().gx_dir
     gx_dir.mkdir(parents=True, exist_ok=True)
-    with _gx_dir_lock(gx_dir), _persisted(df):
+    results: list[CheckpointResult] = []
+    with _gx_dir_lock(gx_dir):
         context = _file_context(gx_dir)
-        checkpoint = _checkpoint(context, suite)
-        result = checkpoint.run(
-            batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_label)
-        )
+        try:
+            for (df, _, run_label), suite in zip(batches, suites):
+                checkpoint = _checkpoint(context, suite)
+                with _persisted(df):
+                    results.append(checkpoint.run(
+                        batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_label)
+                    ))
+        finally:
+            # the pages of the results stored so far, also when a later validation raised
+            if results:
+                _build_data_docs(context, results)
         docs = _data_docs_index(context)
+    return [_outcome(suite.name, result, docs) for suite, result in zip(suites, results)]
+
+
+def _outcome(suite_name: str, result: CheckpointResult, docs: str | None) -> ValidationOutcome:
     (suite_result,) = result.run_results.values()
-    failed = [_describe_failure(r) for r in suite_result.results if not r.success]
     return ValidationOutcome(
         suite=suite_name,
         success=bool(suite_result.success),
         evaluated=int(suite_result.statistics["evaluated_expectations"]),
-        failed=failed,
+        failed=[_describe_failure(r) for r in suite_result.results if not r.success],
         data_docs=docs,
     )
 
@@ -319,13 +345,15 @@ def _file_context(gx_dir: Path) -> AbstractDataContext:
 
 
 def _checkpoint(context: AbstractDataContext, suite: ExpectationSuite) -> Checkpoint:
-    """Suite, data source, asset, batch definition, validation definition, checkpoint: all add-or-update."""
+    """Suite, data source, asset, batch definition, validation definition and checkpoint of `suite`.
+
+    Each is written only when missing or different from what the spec builds now: rewriting the
+    YAML and JSON on every validation is a fixed cost per gate that buys nothing.
+    """
     import great_expectations as gx
 
-    suite = context.suites.add_or_update(suite)
-    # persist=False: GX would otherwise persist() the batch itself and never unpersist it;
-    # `_persisted` caches the frame for exactly the validation's duration instead.
-    datasource = context.data_sources.add_or_update_spark(name=DATASOURCE_NAME, persist=False)
+    suite = _stored_suite(context, suite)
+    datasource = _datasource(context)
     try:
         asset = datasource.get_asset(suite.name)
     except LookupError:
@@ -334,17 +362,73 @@ def _checkpoint(context: AbstractDataContext, suite: ExpectationSuite) -> Checkp
         batch_definition = asset.get_batch_definition(BATCH_DEFINITION_NAME)
     except KeyError:
         batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
-    validation = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=suite)
-    )
-    return context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=suite.name,
-            validation_definitions=[validation],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
-            result_format=dict(RESULT_FORMAT),
+
+    validation = _stored(context.validation_definitions, suite.name)
+    if validation is None or (validation.suite.id, validation.batch_definition.id) != (suite.id, batch_definition.id):
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=suite)
         )
-    )
+    checkpoint = _stored(context.checkpoints, suite.name)
+    if (
+        checkpoint is None
+        or [v.id for v in checkpoint.validation_definitions] != [validation.id]
+        or checkpoint.actions  # Data Docs are built once per `validate_dataframes`, not per checkpoint
+        or checkpoint.result_format != RESULT_FORMAT
+    ):
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(name=suite.name, validation_definitions=[validation], actions=[],
+                          result_format=dict(RESULT_FORMAT))
+        )
+    return checkpoint
+
+
+def _stored_suite(context: AbstractDataContext, suite: ExpectationSuite) -> ExpectationSuite:
+    """The stored suite named like `suite`, rewritten only if its expectations (in order) or meta differ."""
+    stored = _stored(context.suites, suite.name)
+    if stored is not None and suite_json(stored) == suite_json(suite):
+        return stored
+    return context.suites.add_or_update(suite)
+
+
+def _datasource(context: AbstractDataContext) -> Any:
+    """Our Spark data source, created once: `add_or_update_spark` would drop every other suite's asset."""
+    try:
+        datasource = context.data_sources.get(DATASOURCE_NAME)
+    except KeyError:
+        datasource = None
+    # persist=False: GX would otherwise persist() the batch itself and never unpersist it;
+    # `_persisted` caches the frame for exactly the validation's duration instead.
+    if datasource is None or getattr(datasource, "persist", None) is not False:
+        datasource = context.data_sources.add_or_update_spark(name=DATASOURCE_NAME, persist=False)
+    return datasource
+
+
+def _stored(factory: Any, name: str) -> Any:
+    """`factory.get(name)`, or None if it is missing or no longer loads (e.g. its asset was dropped)."""
+    from great_expectations.exceptions import DataContextError
+
+    try:
+        return factory.get(name)
+    except (DataContextError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
+
+
+def _build_data_docs(context: AbstractDataContext, results: list[CheckpointResult]) -> None:
+    """One Data Docs build for these results: their validation pages, their suites' pages and the index.
+
+    The index lists every page the site holds, so older results stay listed. One build instead
+    of one per checkpoint: GX compiles its page templates afresh for every build.
+    """
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    identifiers: list[Any] = []
+    for result in results:
+        for key, suite_result in result.run_results.items():
+            identifiers.append(key)
+            suite_key = ExpectationSuiteIdentifier(name=suite_result.suite_name)
+            if suite_key not in identifiers:
+                identifiers.append(suite_key)
+    context.build_data_docs(resource_identifiers=identifiers)  # never empty: an empty list rebuilds the whole site
 
 
 def _data_docs_index(context: AbstractDataContext) -> str | None:

@@ -184,12 +184,6 @@ def test_broken_feature_frame_names_each_failure(spark, gx_dir: Path) -> None:
     assert "FAILED 6 of" in outcome.summary()
 
 
-def test_empty_feature_frame_fails(spark, gx_dir: Path) -> None:
-    outcome = quality.validate_dataframe(_feature_frame(spark, []), quality.FEATURE_SUITE, run_label="empty")
-    assert not outcome.success
-    assert "expect_table_row_count_to_be_between: observed 0" in "\n".join(outcome.failed), outcome.summary()
-
-
 def _raw_frame(spark, rows: list[tuple]):
     from pyspark.sql import types as T_
 
@@ -232,3 +226,73 @@ def test_raw_suite_passes_good_rows_and_catches_quarantine_bugs(spark, gx_dir: P
     ]:
         assert line in text, f"missing {line!r} in:\n{outcome.summary()}"
     assert len(outcome.failed) == 4, outcome.summary()
+
+
+GOOD_RAW_ROWS = [("t1", "u1", "p1", "books", 9.99, T), ("t2", "u1", None, None, 0.01, T2)]
+
+
+def test_one_call_validates_each_frame_and_builds_data_docs_once(spark, gx_dir: Path, monkeypatch) -> None:
+    from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
+
+    builds: list[list] = []
+    build = AbstractDataContext.build_data_docs
+
+    def counted(self, *args, **kwargs):
+        builds.append(list(kwargs.get("resource_identifiers") or []))
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractDataContext, "build_data_docs", counted)
+    earlier = quality.validate_dataframe(_raw_frame(spark, GOOD_RAW_ROWS), quality.RAW_SUITE, run_label="batch-earlier")
+    assert earlier.success, earlier.summary()
+    outcomes = quality.validate_dataframes([
+        (_raw_frame(spark, GOOD_RAW_ROWS), quality.RAW_SUITE, "batch-raw"),
+        (_feature_frame(spark, []), quality.FEATURE_SUITE, "batch-empty"),
+    ])
+
+    assert [o.suite for o in outcomes] == [quality.RAW_SUITE, quality.FEATURE_SUITE]  # in the given order
+    assert outcomes[0].success, outcomes[0].summary()
+    assert not outcomes[1].success  # an empty feature frame fails
+    assert "expect_table_row_count_to_be_between: observed 0" in "\n".join(outcomes[1].failed), outcomes[1].summary()
+    # one build per call, for exactly its results and their suites (an empty list would rebuild the site)
+    assert [len(b) for b in builds] == [2, 4], builds
+    site = gx_dir / "uncommitted" / "data_docs" / "local_site"
+    assert outcomes[0].data_docs == outcomes[1].data_docs == str(site / "index.html")
+    for suite, label in ((quality.RAW_SUITE, "batch-earlier"), (quality.RAW_SUITE, "batch-raw"),
+                         (quality.FEATURE_SUITE, "batch-empty")):
+        assert list((site / "validations" / suite / label).glob("*/*.html")), f"no Data Docs page for {label}"
+        assert label in (site / "index.html").read_text(), f"index does not list {label}"  # older results too
+    assert (site / "expectations" / f"{quality.FEATURE_SUITE}.html").is_file()
+    assert quality.validate_dataframes([]) == []
+
+
+def test_gx_config_is_written_only_when_the_spec_changes(spark, gx_dir: Path, monkeypatch) -> None:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    good = _raw_frame(spark, GOOD_RAW_ROWS)
+    assert quality.validate_dataframe(good, quality.RAW_SUITE, run_label="config-1").success
+    files = [gx_dir / "great_expectations.yml"] + [
+        gx_dir / kind / f"{quality.RAW_SUITE}.json" for kind in ("expectations", "validation_definitions", "checkpoints")
+    ]
+    written = [f.stat().st_mtime_ns for f in files]
+    assert quality.validate_dataframe(good, quality.RAW_SUITE, run_label="config-2").success
+    assert [f.stat().st_mtime_ns for f in files] == written  # nothing rewritten
+
+    # a spec change reaches the stored suite: one more expectation, which these 2 rows break
+    changed = quality.build_raw_suite()
+    changed = quality._suite(quality.RAW_SUITE, [*changed.expectations, gxe.ExpectTableRowCountToBeBetween(min_value=3)],
+                             "test: a changed spec")
+    monkeypatch.setitem(quality.SUITE_BUILDERS, quality.RAW_SUITE, lambda: changed)
+    outcome = quality.validate_dataframe(good, quality.RAW_SUITE, run_label="config-3")
+    assert not outcome.success and outcome.evaluated == len(changed.expectations), outcome.summary()
+    assert outcome.failed == ["expect_table_row_count_to_be_between: observed 2"]
+    monkeypatch.undo()
+    outcome = quality.validate_dataframe(good, quality.RAW_SUITE, run_label="config-4")
+    assert outcome.success and outcome.evaluated == len(changed.expectations) - 1, outcome.summary()
+
+    # every suite validated in this gx dir still loads from the stored config, with no per-run action
+    context = gx.get_context(mode="file", context_root_dir=str(gx_dir))
+    for name in (quality.RAW_SUITE, quality.FEATURE_SUITE):
+        checkpoint = context.checkpoints.get(name)
+        assert checkpoint.actions == [] and checkpoint.result_format == quality.RESULT_FORMAT
+        assert quality.suite_json(checkpoint.validation_definitions[0].suite) == quality.suite_json(quality.build_suite(name))
