@@ -1,13 +1,16 @@
-"""What a Delta table holds, read from its transaction log alone: no Spark, no data file opened.
+"""What a Delta table holds, read from its transaction log in this process: no Spark job.
 
 `newest_partition` answers "the newest value of a partition column among the table's live files"
 (the catalog's newest published as-of) by replaying `_delta_log/` as the Delta protocol describes:
 the newest complete checkpoint (classic, multi-part or V2 with sidecars), then every JSON commit
 after it, add and remove actions reconciled by (path, deletion vector). A file whose statistics say
 it has no live row (empty, or every row deleted by its deletion vector) holds no partition value.
-It reads local paths and `s3://` alike (pyarrow's filesystem of `featurepipe.storage`). Whatever it
-does not know how to read (a reader feature it has not met, a log with gaps, a column that is not a
-partition column) raises `Unsupported`: the caller then asks Spark, never guesses.
+`table_size` and `newest_commit` answer what `DESCRIBE DETAIL` and `DESCRIBE HISTORY` would, and
+`read_rows` reads a small table's live files (the bookkeeping records, a few rows per run, where a
+Spark job costs far more than the read). It reads local paths and `s3://` alike (pyarrow's
+filesystem of `featurepipe.storage`). Whatever it does not know how to read (a reader feature it
+has not met, a log with gaps, a column that is not a partition column, a deletion vector in a
+table read whole) raises `Unsupported`: the caller then asks Spark, never guesses.
 """
 
 from __future__ import annotations
