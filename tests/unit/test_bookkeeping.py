@@ -138,3 +138,17 @@ def test_batched_records_are_one_commit_per_table_written_also_when_the_block_ra
             raise RuntimeError("the second group failed")
     assert bookkeeping.last_materialized(spark, GROUPS[0]) == bookkeeping.Materialized(day, 3)
     assert bookkeeping.last_materialized(spark, GROUPS[1]) is None
+
+
+@pytest.mark.parametrize("n", [1, 3, 40])
+def test_literal_rows_hold_the_rows_in_the_schemas_types_literals_or_shipped(spark, n: int) -> None:
+    from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
+
+    from featurepipe import lake as lake_mod
+
+    schema = StructType([StructField("file", StringType()), StructField("size", LongType()),
+                         StructField("day", DateType())])
+    rows = [(f"f'{k}\"", 2**40 + k, dt.date(2025, 1, 1) + k * DAY) for k in range(n)]
+    frame = lake_mod.literal_rows(spark, rows, schema)
+    assert [f.dataType for f in frame.schema.fields] == [f.dataType for f in schema.fields]
+    assert [tuple(r) for r in frame.collect()] == rows
