@@ -358,6 +358,11 @@ def _append_records(spark: SparkSession, table: str, records: list[dict[str, str
     lake.append(rows.withColumn(stamp, F.current_timestamp()), table, merge_schema=True)  # a new column: older lakes
 
 
+def published_records(spark: SparkSession, group: FeatureGroup | None = None) -> list[dict]:
+    """Every `published_spans` record of `group` (span, `features_version`, `published_at`), as dicts."""
+    return _records(spark, lake.PUBLISHED_SPANS, group)
+
+
 def published_dates(spark: SparkSession, group: FeatureGroup | None = None) -> tuple[dt.date | None, set[dt.date]]:
     """(the first as-of date ever published or None, every as-of date some published span covers)."""
     table = lake.features_table(_group(group))

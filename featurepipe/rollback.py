@@ -392,15 +392,12 @@ def history(spark: SparkSession, table: str) -> list[dict]:
             .selectExpr("version", "unix_micros(timestamp) AS micros", "operation").collect())
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     made_by: dict[int, str] = {}
-    if lake.table_exists(spark, lake.PUBLISHED_SPANS):
-        from featurepipe.bookkeeping import GROUP
-        from featurepipe.spec import USER_PURCHASE
+    from featurepipe.bookkeeping import published_records
 
-        for r in map(lambda row: row.asDict(), lake.read_table(spark, lake.PUBLISHED_SPANS).collect()):
-            # records written before there were several groups have no group: the user group's (bookkeeping)
-            version = r.get("features_version")
-            if (r.get(GROUP) or USER_PURCHASE.name) == group.name and version is not None and version >= 0:
-                made_by[version] = f"publish of as-of {r['span_start']}..{r['span_end']}"
+    for r in published_records(spark, group):
+        version = r.get("features_version")
+        if version is not None and version >= 0:
+            made_by[version] = f"publish of as-of {r['span_start']}..{r['span_end']}"
     if lake.table_exists(spark, ROLLBACKS):
         for r in lake.read_table(spark, ROLLBACKS).where(f"`table` = '{table}'").collect():
             made_by[r["new_version"]] = (f"rollback {r['from_version']} -> {r['to_version']} by {r['operator']}: "
