@@ -5,7 +5,7 @@
 the newest complete checkpoint (classic, multi-part or V2 with sidecars), then every JSON commit
 after it, add and remove actions reconciled by (path, deletion vector). A file whose statistics say
 it has no live row (empty, or every row deleted by its deletion vector) holds no partition value.
-`table_size` and `newest_commit` answer what `DESCRIBE DETAIL` and `DESCRIBE HISTORY` would, and
+`table_size`, `partition_columns` and `newest_commit` answer what `DESCRIBE DETAIL` and `DESCRIBE HISTORY` would, and
 `read_rows` reads a small table's live files (the bookkeeping records, a few rows per run, where a
 Spark job costs far more than the read). It reads local paths and `s3://` alike (pyarrow's
 filesystem of `featurepipe.storage`). Whatever it does not know how to read (a reader feature it
@@ -65,6 +65,12 @@ def table_size(uri: str) -> int | None:
     """Bytes of the live files of the Delta table at `uri` (Spark's `DESCRIBE DETAIL` sizeInBytes); None if no table."""
     snapshot = read_snapshot(uri)
     return None if snapshot is None else sum(int(add.get("size") or 0) for add in snapshot.files.values())
+
+
+def partition_columns(uri: str) -> list[str] | None:
+    """The table's partition columns (logical names), from its newest metadata; None if no table."""
+    snapshot = read_snapshot(uri)
+    return None if snapshot is None else list((snapshot.metadata or {}).get("partitionColumns") or [])
 
 
 def newest_commit(uri: str) -> tuple[int, dict] | None:

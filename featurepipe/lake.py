@@ -132,6 +132,21 @@ def table_bytes(spark: SparkSession, table: str) -> int:
     return int(DeltaTable.forPath(spark, table_path(table)).detail().first()["sizeInBytes"])
 
 
+def partition_columns(spark: SparkSession, table: str) -> list[str] | None:
+    """The table's partition columns, from its log (no Spark job); None if it does not exist yet."""
+    from featurepipe import delta_log
+
+    try:
+        return delta_log.partition_columns(get_settings().table_uri(table))
+    except delta_log.Unsupported:
+        pass
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, table):
+        return None
+    return list(DeltaTable.forPath(spark, table_path(table)).detail().first()["partitionColumns"])
+
+
 def small_table_rows(spark: SparkSession, table: str) -> list[dict]:
     """Every row of a small table (the bookkeeping records) as dicts, read in this process from its log
     and files (`delta_log.read_rows`: no Spark job, which costs more than the read); [] if the table
@@ -169,11 +184,25 @@ def read_range(spark: SparkSession, table: str, column: str, first: dt.date, las
     return read_table(spark, table).where(F.col(column).between(F.lit(first), F.lit(last)))
 
 
-def replace_dates(df: DataFrame, table: str, column: str, dates: list[dt.date]) -> None:
-    """Atomically replace the partitions of exactly `dates` (not necessarily contiguous) with `df`."""
+def replace_dates(df: DataFrame, table: str, column: str, dates: list[dt.date],
+                  partition_by: tuple[str, list[dt.date]] | None = None) -> None:
+    """Atomically replace the rows of exactly `dates` of `column` (not necessarily contiguous) with `df`.
+
+    The table is partitioned by `column`, or by `partition_by = (name, values)`: a coarser date
+    column (the tiles' month) whose `values` hold every date replaced; the write touches only those
+    partitions, and rewrites of them only the files holding a replaced date.
+    """
     if dates:
-        listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(set(dates)))
-        _replace_where(df, table, column, f"{column} IN ({listed})")
+        predicate = f"{column} IN ({_dates_sql(dates)})"
+        partition = column
+        if partition_by is not None:
+            partition, values = partition_by
+            predicate = f"{partition} IN ({_dates_sql(values)}) AND {predicate}"
+        _replace_where(df, table, partition, predicate)
+
+
+def _dates_sql(dates: list[dt.date]) -> str:
+    return ", ".join(f"'{d.isoformat()}'" for d in sorted(set(dates)))
 
 
 # each literal costs a few py4j calls (~10 ms a value): 365 files' records took 44 s this way and

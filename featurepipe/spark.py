@@ -41,6 +41,10 @@ BASE_CONF = {
     # deduplication keeps rank 1 per event id; Spark would sort every landing row before the shuffle
     # too (a "group limit" that pays off only when most ids repeat; duplicates are rare here)
     "spark.sql.optimizer.windowGroupLimitThreshold": "-1",
+    # collect_list/collect_set (a tile's per-value counts and value sets) by sorting, not in an
+    # object hash map: past 128 keys per task that map falls back to sorting anyway, after building
+    # it; a year of user tiles (2M events) took 9.4 s that way and 5.7 s sorted (measured)
+    "spark.sql.execution.useObjectHashAggregateExec": "false",
 }
 
 # file:// paths through Hadoop's raw local file system, not its checksummed wrapper: the wrapper

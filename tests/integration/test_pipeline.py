@@ -550,8 +550,9 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
     from pyspark.sql import functions as F
 
     from featurepipe import lake
-    from featurepipe.spec import PRODUCT_PURCHASE
+    from featurepipe.spec import PRODUCT_PURCHASE, USER_PURCHASE
     from featurepipe.orchestrator import PipelineFailed, run_dag
+    from featurepipe.tiles import write_tiles
     from cli_helpers import cli_env, wait_for_spark_server
 
     users = sorted(expected["user_id"].unique())[:12]
@@ -565,7 +566,7 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
     tiles = lake.read_range(spark, lake.TILES, "event_date", day, day).localCheckpoint()
     assert tiles.count() > 0, "no tile on END - 3: pick another day"
     # a negative count: transactions_7d < 0 for every user with that tile
-    lake.replace_dates(tiles.withColumn("event_count", F.lit(-1000).cast("long")), lake.TILES, "event_date", [day])
+    write_tiles(spark, tiles.withColumn("event_count", F.lit(-1000).cast("long")), USER_PURCHASE, [day])
 
     import os
 
@@ -578,7 +579,7 @@ def test_a_failed_feature_suite_blocks_publish_and_materialize(backfilled: Path,
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        lake.replace_dates(tiles, lake.TILES, "event_date", [day])
+        write_tiles(spark, tiles, USER_PURCHASE, [day])
     assert "feature suite failed" in str(failure.value) or "validate_features" in str(failure.value)
     pd.testing.assert_frame_equal(
         published(spark).sort_values(KEY, ignore_index=True), before_table.sort_values(KEY, ignore_index=True)
