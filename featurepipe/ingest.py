@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from featurepipe.dates import AsOfRange
-from featurepipe.lake import EVENT_DATE
+from featurepipe.lake import EVENT_DATE, EVENT_MONTH
 from featurepipe.spec import Source
 from featurepipe.storage import FileInfo
 from featurepipe.validation import REASON, changed_days, deduplicate, rank_key, winners, with_reasons, with_row_key
@@ -97,7 +97,7 @@ def stored_copies(spark: SparkSession, events: DataFrame, source: Source) -> Dat
 
     if not lake.table_exists(spark, lake.clean_table(source)):
         return None
-    current = lake.read_table(spark, lake.clean_table(source))
+    current = lake.read_table(spark, lake.clean_table(source)).drop(EVENT_MONTH)
     ids = events.select(source.id_column).limit(MAX_PUSHED_IDS + 1).collect()
     if len(ids) > MAX_PUSHED_IDS:
         return current
@@ -111,7 +111,7 @@ def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_r
     `replacing`: how many winners replace a stored copy. With none (the usual landing: new events
     only), an append does what the MERGE would, without the MERGE's scan of the target.
     `days`: the batch's changed event days (`changed_days`), which hold every stored copy a winner
-    replaces; the MERGE reads only those partitions. (Not the batch's ids: Delta records the
+    replaces; the MERGE reads only the files of their months that hold one of them. (Not the batch's ids: Delta records the
     condition in each commit, and an IN list of 50,000 ids would bloat every commit of the log.)
     """
     from delta.tables import DeltaTable
@@ -119,14 +119,17 @@ def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_r
 
     from featurepipe import lake
 
-    rows, table = winning.drop("_previous_date", "_replaces"), lake.clean_table(source)
+    rows, table = lake.with_month(winning.drop("_previous_date", "_replaces")), lake.clean_table(source)
     if first_run:
-        lake.overwrite(rows, table, partition_by=EVENT_DATE)
+        lake.overwrite(rows, table, partition_by=EVENT_MONTH)
         return
+    lake.to_month_layout(spark, table)
     if replacing == 0:
-        lake.append(rows.repartition(EVENT_DATE), table)  # one file per day, as the other writes
+        lake.append(rows.repartition(EVENT_DATE), table)  # one file per day and month partition
         return
-    condition = (F.col(f"c.{source.id_column}") == F.col(f"n.{source.id_column}")) & F.col(f"c.{EVENT_DATE}").isin(days)
+    months = sorted({lake.month_of(d) for d in days})
+    condition = ((F.col(f"c.{source.id_column}") == F.col(f"n.{source.id_column}"))
+                 & F.col(f"c.{EVENT_MONTH}").isin(months) & F.col(f"c.{EVENT_DATE}").isin(days))
     (
         DeltaTable.forPath(spark, lake.table_path(table)).alias("c")
         .merge(rows.alias("n"), condition)

@@ -1,10 +1,8 @@
 """Daily tiles: the partial aggregates (one tile per entity per UTC event day), rebuilt for every changed day.
 
 Windows of whole UTC days are sums (or maxima, or merged counts) of daily tiles, so features
-never rescan raw events. A tiles table is partitioned by the tile's month (`TILE_MONTH`), not its
-day: a rebuild of a year's tiles writes a dozen files, not 365 (each file costs ~10-25 ms to write
-and again to read, measured), and a daily rebuild rewrites only the files of its month that hold a
-rebuilt day (usually none: the new day's tiles are a new file). Which tile columns exist is derived from the spec through
+never rescan raw events. A tiles table is partitioned by the tile's month (`lake.EVENT_MONTH`).
+Which tile columns exist is derived from the spec through
 `featurepipe.aggregations.OPERATIONS`. `compute_features` rebuilds the changed tiles first, then
 computes every as-of date of its range from them.
 """
@@ -15,13 +13,12 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from featurepipe.aggregations import EVENT_COUNT, Op, counts_column, operation
-from featurepipe.lake import EVENT_DATE
+from featurepipe.lake import EVENT_DATE, EVENT_MONTH
 from featurepipe.spec import FeatureGroup
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-TILE_MONTH = "event_month"  # the partition column: the first day of the tile's month
 _GROUP_COUNT = f"_{EVENT_COUNT}"  # events of one (entity, day, MODE values) group: the MODE maps count these
 
 
@@ -83,36 +80,22 @@ def read_tiles(spark: SparkSession, group: FeatureGroup, first: dt.date, last: d
     from featurepipe import lake
     from featurepipe.raw import source_schema
 
-    from pyspark.sql import functions as F
-
     table = lake.tiles_table(group)
     if lake.table_exists(spark, table):
-        tiles = lake.read_range(spark, table, EVENT_DATE, first, last)
-        if TILE_MONTH not in tiles.columns:  # a table of the day layout, not rewritten yet
-            return tiles
-        return tiles.where(F.col(TILE_MONTH).between(F.lit(month_of(first)), F.lit(month_of(last)))).drop(TILE_MONTH)
+        return lake.in_months(lake.read_range(spark, table, EVENT_DATE, first, last), first, last)
     return build_tiles(spark.createDataFrame([], source_schema(group.source)), group)
-
-
-def month_of(day: dt.date) -> dt.date:
-    return day.replace(day=1)
 
 
 def write_tiles(spark: SparkSession, tiles: DataFrame, group: FeatureGroup, days: list[dt.date]) -> None:
     """Replace the group's tiles of exactly `days` with `tiles` (one row per entity and day of `days`),
     atomically, in the month layout. A table of the older day layout is rewritten in the month
     layout first (once; the same rows)."""
-    from pyspark.sql import functions as F
-
     from featurepipe import lake
 
     table = lake.tiles_table(group)
-    if lake.partition_columns(spark, table) == [EVENT_DATE]:
-        print(f"[compute_features] {table}: rewriting the tiles partitioned by day into the month layout (once)")
-        old = lake.read_table(spark, table).localCheckpoint()  # read whole before the overwrite replaces it
-        lake.overwrite(old.withColumn(TILE_MONTH, F.trunc(EVENT_DATE, "month")), table, partition_by=TILE_MONTH)
-    lake.replace_dates(tiles.withColumn(TILE_MONTH, F.trunc(EVENT_DATE, "month")), table, EVENT_DATE, days,
-                       partition_by=(TILE_MONTH, sorted({month_of(d) for d in days})))
+    lake.to_month_layout(spark, table)
+    lake.replace_dates(lake.with_month(tiles), table, EVENT_DATE, days,
+                       partition_by=(EVENT_MONTH, sorted({lake.month_of(d) for d in days})))
 
 
 def tiles_written(spark: SparkSession, group: FeatureGroup) -> int:
@@ -157,7 +140,7 @@ def rebuild_tiles(spark: SparkSession, label: str, groups: tuple[FeatureGroup, .
     if not days:
         return {"rebuilt_days": 0, "tiles": {g.name: 0 for g in groups}, "pending_as_of_marked": {g.name: 0 for g in groups}}
     clean = lake.clean_table(source)
-    events = lake.read_table(spark, clean).where(F.col(EVENT_DATE).isin(days)).drop(EVENT_DATE)
+    events = lake.in_months(lake.read_table(spark, clean).where(F.col(EVENT_DATE).isin(days)), days[0], days[-1]).drop(EVENT_DATE)
     if len(groups) > 1:
         events = events.cache()  # every group's tiles read the same changed days
     counts, marked = {}, {}
