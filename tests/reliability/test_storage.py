@@ -98,7 +98,7 @@ def test_a_lake_path_that_cannot_be_written_fails_the_step_naming_it_and_changes
 
     land(generated, raw, T - dt.timedelta(days=1))
     clean = lake / "clean" / "transactions"
-    locked = [clean, clean / "_delta_log"]  # no new day folder, no commit
+    locked = [clean, clean / "_delta_log"]  # no new month folder, no commit
     made = subprocess.run(["chattr", "+i", *map(str, locked)], capture_output=True, text=True) if shutil.which("chattr") else None
     if made is None or made.returncode != 0:  # the machine, not the pipeline: say so rather than fail
         pytest.skip(f"cannot make a folder immutable here (needs root, chattr, ext4): {made.stderr.strip() if made else 'no chattr'}")
@@ -108,7 +108,10 @@ def test_a_lake_path_that_cannot_be_written_fails_the_step_naming_it_and_changes
     finally:
         subprocess.run(["chattr", "-i", *map(str, locked)], check=True)
     message = one_line(failed.value)
-    assert f"cannot write {clean}" in message and "could not be created" in message, message
+    # the day's month folder exists already: its data file is written (invisible: in no commit), the
+    # commit is refused
+    assert f"cannot write {clean}/_delta_log/" in message and "operation not permitted" in message, message
+    assert "nothing was committed" in message, message
     assert versions(spark, lake) == before
 
     run(spark, T, T)
