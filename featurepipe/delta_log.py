@@ -5,12 +5,13 @@
 the newest complete checkpoint (classic, multi-part or V2 with sidecars), then every JSON commit
 after it, add and remove actions reconciled by (path, deletion vector). A file whose statistics say
 it has no live row (empty, or every row deleted by its deletion vector) holds no partition value.
-`table_size`, `partition_columns` and `newest_commit` answer what `DESCRIBE DETAIL` and `DESCRIBE HISTORY` would, and
-`read_rows` reads a small table's live files (the bookkeeping records, a few rows per run, where a
-Spark job costs far more than the read). It reads local paths and `s3://` alike (pyarrow's
-filesystem of `featurepipe.storage`). Whatever it does not know how to read (a reader feature it
-has not met, a log with gaps, a column that is not a partition column, a deletion vector in a
-table read whole) raises `Unsupported`: the caller then asks Spark, never guesses.
+`table_size`, `partition_columns` and `newest_commit` answer what `DESCRIBE DETAIL` and
+`DESCRIBE HISTORY` would, and `read_rows` reads a small table's live files (the bookkeeping
+records, a few rows per run, where a Spark job costs far more than the read). It reads local paths
+and `s3://` alike (pyarrow's filesystem of `featurepipe.storage`). Whatever it does not know how
+to read (a reader feature it has not met, a log with gaps, a column that is not a partition
+column, a deletion vector in a table read whole) raises `Unsupported`: the caller then asks
+Spark, never guesses.
 """
 
 from __future__ import annotations

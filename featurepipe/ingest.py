@@ -111,8 +111,9 @@ def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_r
     `replacing`: how many winners replace a stored copy. With none (the usual landing: new events
     only), an append does what the MERGE would, without the MERGE's scan of the target.
     `days`: the batch's changed event days (`changed_days`), which hold every stored copy a winner
-    replaces; the MERGE reads only the files of their months that hold one of them. (Not the batch's ids: Delta records the
-    condition in each commit, and an IN list of 50,000 ids would bloat every commit of the log.)
+    replaces; the MERGE reads only the files of their months that hold one of them. (Not the
+    batch's ids: Delta records the condition in each commit, and an IN list of 50,000 ids would
+    bloat every commit of the log.)
     """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F

@@ -232,8 +232,9 @@ def to_month_layout(spark: SparkSession, table: str, say: Callable[[str], None] 
     if partition_columns(spark, table) != [EVENT_DATE]:
         return
     say(f"[featurepipe] {table}: rewriting the table partitioned by day in the month layout (once; same rows)")
-    old = read_table(spark, table).localCheckpoint()  # read whole before the overwrite replaces its files
-    overwrite(with_month(old), table, partition_by=EVENT_MONTH)
+    # a Delta overwrite may read the table it replaces (the read's snapshot keeps its files), as
+    # Delta's own file compaction does: no copy of the table is held meanwhile
+    overwrite(with_month(read_table(spark, table)), table, partition_by=EVENT_MONTH)
 
 
 def _dates_sql(dates: list[dt.date]) -> str:

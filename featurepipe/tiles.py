@@ -140,7 +140,8 @@ def rebuild_tiles(spark: SparkSession, label: str, groups: tuple[FeatureGroup, .
     if not days:
         return {"rebuilt_days": 0, "tiles": {g.name: 0 for g in groups}, "pending_as_of_marked": {g.name: 0 for g in groups}}
     clean = lake.clean_table(source)
-    events = lake.in_months(lake.read_table(spark, clean).where(F.col(EVENT_DATE).isin(days)), days[0], days[-1]).drop(EVENT_DATE)
+    changed = lake.read_table(spark, clean).where(F.col(EVENT_DATE).isin(days))
+    events = lake.in_months(changed, days[0], days[-1]).drop(EVENT_DATE)
     if len(groups) > 1:
         events = events.cache()  # every group's tiles read the same changed days
     counts, marked = {}, {}

@@ -42,7 +42,8 @@ def test_a_rebuild_replaces_exactly_its_days_in_month_partitions(lake_env: Path,
 
 def test_a_table_of_the_day_layout_is_rewritten_in_the_month_layout_with_its_rows(lake_env: Path, spark) -> None:
     table = lake.tiles_table(USER_PURCHASE)
-    lake.overwrite(_tiles(spark, DAYS, 1), table, partition_by=EVENT_DATE)  # as releases before the month layout wrote it
+    # as releases before the month layout wrote it
+    lake.overwrite(_tiles(spark, DAYS, 1), table, partition_by=EVENT_DATE)
     assert lake.partition_columns(spark, table) == [EVENT_DATE]
     assert _stored(spark) == sorted((u, d, 1) for u in ("u1", "u2") for d in DAYS)  # still readable as it is
     write_tiles(spark, _tiles(spark, DAYS[2:], 3), USER_PURCHASE, DAYS[2:])
