@@ -128,9 +128,8 @@ def merge_clean(spark: SparkSession, winning: DataFrame, source: Source, first_r
     if replacing == 0:
         lake.append(rows.repartition(EVENT_DATE), table)  # one file per day and month partition
         return
-    months = sorted({lake.month_of(d) for d in days})
     condition = ((F.col(f"c.{source.id_column}") == F.col(f"n.{source.id_column}"))
-                 & F.col(f"c.{EVENT_MONTH}").isin(months) & F.col(f"c.{EVENT_DATE}").isin(days))
+                 & F.col(f"c.{EVENT_MONTH}").isin(lake.months_of(days)) & F.col(f"c.{EVENT_DATE}").isin(days))
     (
         DeltaTable.forPath(spark, lake.table_path(table)).alias("c")
         .merge(rows.alias("n"), condition)

@@ -12,7 +12,7 @@ clusters need Delta's DynamoDB log store instead (README "Delta on S3").
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from featurepipe.settings import get_settings
 from featurepipe.storage import spark_uri
@@ -188,25 +188,27 @@ def read_range(spark: SparkSession, table: str, column: str, first: dt.date, las
     return read_table(spark, table).where(F.col(column).between(F.lit(first), F.lit(last)))
 
 
-def replace_dates(df: DataFrame, table: str, column: str, dates: list[dt.date],
-                  partition_by: tuple[str, list[dt.date]] | None = None) -> None:
-    """Atomically replace the rows of exactly `dates` of `column` (not necessarily contiguous) with `df`.
-
-    The table is partitioned by `column`, or by `partition_by = (name, values)`: a coarser date
-    column (the tiles' month) whose `values` hold every date replaced; the write touches only those
-    partitions, and rewrites of them only the files holding a replaced date.
-    """
+def replace_dates(df: DataFrame, table: str, column: str, dates: list[dt.date]) -> None:
+    """Atomically replace the partitions of exactly `dates` (not necessarily contiguous) with `df`."""
     if dates:
-        predicate = f"{column} IN ({_dates_sql(dates)})"
-        partition = column
-        if partition_by is not None:
-            partition, values = partition_by
-            predicate = f"{partition} IN ({_dates_sql(values)}) AND {predicate}"
-        _replace_where(df, table, partition, predicate)
+        _replace_where(df, table, column, f"{column} IN ({_dates_sql(dates)})")
+
+
+def replace_days(df: DataFrame, table: str, days: list[dt.date]) -> None:
+    """Atomically replace the rows of exactly `days` (`EVENT_DATE`) of a month-layout table with `df`
+    (its `EVENT_MONTH` added here): only the months holding them are touched, and in those only the
+    files holding a replaced day are rewritten."""
+    if days:
+        _replace_where(with_month(df), table, EVENT_MONTH,
+                       f"{EVENT_MONTH} IN ({_dates_sql(months_of(days))}) AND {EVENT_DATE} IN ({_dates_sql(days)})")
 
 
 def month_of(day: dt.date) -> dt.date:
     return day.replace(day=1)
+
+
+def months_of(days: list[dt.date]) -> list[dt.date]:
+    return sorted({month_of(d) for d in days})
 
 
 def with_month(df: DataFrame) -> DataFrame:
@@ -226,12 +228,12 @@ def in_months(df: DataFrame, first: dt.date, last: dt.date) -> DataFrame:
     return df.where(F.col(EVENT_MONTH).between(F.lit(month_of(first)), F.lit(month_of(last)))).drop(EVENT_MONTH)
 
 
-def to_month_layout(spark: SparkSession, table: str, say: Callable[[str], None] = print) -> None:
+def to_month_layout(spark: SparkSession, table: str) -> None:
     """Rewrite a table partitioned by `EVENT_DATE` (releases before the month layout) in the month
     layout, once: the same rows, one atomic overwrite. Nothing for a new or month-layout table."""
     if partition_columns(spark, table) != [EVENT_DATE]:
         return
-    say(f"[featurepipe] {table}: rewriting the table partitioned by day in the month layout (once; same rows)")
+    print(f"[featurepipe] {table}: rewriting the table partitioned by day in the month layout (once; same rows)")
     # a Delta overwrite may read the table it replaces (the read's snapshot keeps its files), as
     # Delta's own file compaction does: no copy of the table is held meanwhile
     overwrite(with_month(read_table(spark, table)), table, partition_by=EVENT_MONTH)

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from featurepipe.aggregations import EVENT_COUNT, Op, counts_column, operation
-from featurepipe.lake import EVENT_DATE, EVENT_MONTH
+from featurepipe.lake import EVENT_DATE
 from featurepipe.spec import FeatureGroup
 
 if TYPE_CHECKING:
@@ -94,8 +94,7 @@ def write_tiles(spark: SparkSession, tiles: DataFrame, group: FeatureGroup, days
 
     table = lake.tiles_table(group)
     lake.to_month_layout(spark, table)
-    lake.replace_dates(lake.with_month(tiles), table, EVENT_DATE, days,
-                       partition_by=(EVENT_MONTH, sorted({lake.month_of(d) for d in days})))
+    lake.replace_days(tiles, table, days)
 
 
 def tiles_written(spark: SparkSession, group: FeatureGroup) -> int:
