@@ -1,5 +1,5 @@
 """What each aggregation operation is, in one table: its type, the column it takes, its daily tile
-columns (partial per event group, merge per day), its window expression and its empty value.
+columns (one aggregate over an entity's events of a day each), its window expression and its empty value.
 
 The spec checks declarations against it, `featurepipe.tiles` builds tiles from it, `featurepipe.features`
 builds windows from it and the GX feature suite reads its flags. A new operation is one entry
@@ -44,8 +44,7 @@ class Dtype(str, Enum):
 class Operation:
     """One operation: what it takes and how tiles and windows compute it.
 
-    `tiles(column)` maps each tile column to `(partial, merge)`: `partial` aggregates the events of
-    one (entity, day, MODE values) group, `merge(name)` combines those partials into the day's tile
+    `tiles(column)` maps each tile column to its aggregate over the events of one (entity, day)
     (None for a per-value map, built by `featurepipe.tiles`). `window(feature, frame)` is the
     feature at an as-of row, over the tile rows of the window; None for per-value operations
     (MODE), which `featurepipe.features` computes on a frame of their own.
@@ -53,7 +52,7 @@ class Operation:
 
     dtype: Dtype
     column_kinds: tuple[str, ...]  # source column kinds it aggregates; () = it takes no column
-    tiles: Callable[[str | None], dict[str, tuple[Column | None, Callable[[str], Column] | None]]]
+    tiles: Callable[[str | None], dict[str, Column | None]]
     window: Callable[[Feature, WindowFrame], Column] | None
     empty: Any  # the value for an empty window (SPEC §3)
     monotone: bool = False  # a longer window never gives a smaller value (7d <= 30d <= 90d)
@@ -112,27 +111,26 @@ def distinct_column(column: str | None) -> str:
 def _count_tiles(_: str | None) -> dict:
     from pyspark.sql import functions as F
 
-    return {EVENT_COUNT: (F.count(F.lit(1)).cast("long"), lambda p: F.sum(p).cast("long"))}
+    return {EVENT_COUNT: F.count(F.lit(1)).cast("long")}
 
 
 def _sum_tiles(column: str | None) -> dict:
     from pyspark.sql import functions as F
 
-    return {sum_column(column): (F.sum(F.col(column).cast("double")), F.sum)}
+    return {sum_column(column): F.sum(F.col(column).cast("double"))}
 
 
 def _max_tiles(column: str | None) -> dict:
     from pyspark.sql import functions as F
 
-    return {max_column(column): (F.max(F.col(column).cast("double")), F.max)}
+    return {max_column(column): F.max(F.col(column).cast("double"))}
 
 
 def _distinct_tiles(column: str | None) -> dict:
     from pyspark.sql import functions as F
 
     # the day's distinct values, sorted (an exact set: windows union them, never add their sizes)
-    return {distinct_column(column): (F.collect_set(F.col(column)),
-                                      lambda p: F.array_sort(F.array_distinct(F.flatten(F.collect_list(p)))))}
+    return {distinct_column(column): F.array_sort(F.collect_set(F.col(column)))}
 
 
 def _count_window(feature: Feature, frame: WindowFrame) -> Column:
@@ -174,7 +172,7 @@ OPERATIONS: dict[Op, Operation] = {
                        empty=None),
     Op.MAX: Operation(Dtype.FLOAT64, ("double",), _max_tiles, _max_window, empty=0.0, monotone=True),
     # per-value counts per day (a map); the window is computed per value by featurepipe.features
-    Op.MODE: Operation(Dtype.STRING, ("string",), lambda c: {counts_column(c): (None, None)}, None, empty=None),
+    Op.MODE: Operation(Dtype.STRING, ("string",), lambda c: {counts_column(c): None}, None, empty=None),
     # per-day value sets; the window is computed per value by featurepipe.features
     Op.COUNT_DISTINCT: Operation(Dtype.INT64, ("string",), _distinct_tiles, None, empty=0, monotone=True),
     # no tiles, no window: computed across entities from the ranked feature (featurepipe.features);
