@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 _IS_AS_OF = "_is_as_of"
 _EPOCH = dt.date(1970, 1, 1)
 _SPARK_TYPES = {Dtype.INT64: "long", Dtype.FLOAT64: "double", Dtype.STRING: "string"}
+# a MODE column with at most this many distinct values in the tiles read is computed in the
+# entity's frame of scalar windows, one running count per value (`_pivoted_mode`); beyond it, per
+# value in a frame of its own (`_mode`)
+MODE_PIVOT_MAX = 32
 
 
 def epoch_day(column: str) -> Column:
@@ -61,7 +65,8 @@ def activity_grid(tiles: DataFrame, first: dt.date, last: dt.date, group: Featur
 
 def _mode(tiles: DataFrame, first: dt.date, last: dt.date, feature: Feature, group: FeatureGroup) -> DataFrame:
     """(key, DAY, feature) for as-of dates in [first, last]: the most frequent value in the
-    window, ties -> smallest; rows only where the window has a value (null otherwise).
+    window, ties -> smallest; rows only where the window has a value (null otherwise). For a MODE
+    column with more than `MODE_PIVOT_MAX` values (fewer: `_pivoted_mode`).
 
     Per (entity, value): as-of rows only where the value's window is non-empty (`covered_days` of
     its days), and the window count as a difference of two running totals.
@@ -84,6 +89,36 @@ def _mode(tiles: DataFrame, first: dt.date, last: dt.date, feature: Feature, gro
     return windowed.groupBy(key, DAY).agg(
         F.min_by(F.col("_value"), F.struct(-F.col("_in_window"), F.col("_value"))).alias(feature.name)
     )
+
+
+def mode_values(tiles: DataFrame, group: FeatureGroup) -> dict[str, list[str]]:
+    """The distinct values of each MODE column in `tiles`, sorted, for the columns that have at most
+    `MODE_PIVOT_MAX` of them (one Spark job per column)."""
+    from pyspark.sql import functions as F
+
+    few = {}
+    for column in dict.fromkeys(f.column for f in group.features if f.op is Op.MODE):
+        found = (tiles.select(F.explode(F.map_keys(F.col(counts_column(column)))).alias("_value"))
+                 .distinct().limit(MODE_PIVOT_MAX + 1).collect())
+        if len(found) <= MODE_PIVOT_MAX:
+            few[column] = sorted(r["_value"] for r in found)
+    return few
+
+
+def _value_count(column: str, index: int) -> str:
+    return f"_n_{column}_{index}"
+
+
+def _pivoted_mode(feature: Feature, values: list[str], frame: WindowFrame) -> Column:
+    """The most frequent value in the window (ties -> smallest; null if none) at an as-of row of the
+    scalar frame, from one running count per value (`_value_count` columns of the tile rows)."""
+    from pyspark.sql import functions as F
+
+    counts = [F.struct((-frame.count_in_window(_value_count(feature.column, i), feature.window_days)).alias("c"),
+                       F.lit(value).alias("v"))
+              for i, value in enumerate(values)]
+    # the smallest (-count, value) among the values present: the most frequent, ties by the smallest value
+    return F.array_min(F.filter(F.array(*counts), lambda e: e["c"] < 0))["v"]
 
 
 def _distinct(tiles: DataFrame, first: dt.date, last: dt.date, feature: Feature, group: FeatureGroup) -> DataFrame:
@@ -131,20 +166,27 @@ def features_from_tiles(tiles: DataFrame, first: dt.date, last: dt.date, group: 
     grid = activity_grid(tiles, first, last, group)
     stats = [c for c in tiles.columns
              if c not in (key, EVENT_DATE) and tiles.schema[c].dataType.typeName() not in ("map", "array")]
-    tile_rows = tiles.select(key, epoch_day(EVENT_DATE).alias(DAY), *stats, F.lit(False).alias(_IS_AS_OF))
+    pivoted = mode_values(tiles, group)
+    value_counts = {_value_count(column, i): F.coalesce(F.col(counts_column(column))[value], F.lit(0).cast("long"))
+                    for column, values in pivoted.items() for i, value in enumerate(values)}
+    tile_rows = tiles.select(key, epoch_day(EVENT_DATE).alias(DAY), *stats,
+                             *[count.alias(name) for name, count in value_counts.items()], F.lit(False).alias(_IS_AS_OF))
     as_of_rows = grid.select(
-        key, DAY, *[F.lit(None).cast(tiles.schema[c].dataType).alias(c) for c in stats], F.lit(True).alias(_IS_AS_OF),
+        key, DAY, *[F.lit(None).cast(tiles.schema[c].dataType).alias(c) for c in stats],
+        *[F.lit(None).cast("long").alias(name) for name in value_counts], F.lit(True).alias(_IS_AS_OF),
     )
     frame = WindowFrame(key)
     scalars = [f for f in group.features if operation(f.op).window is not None]
+    modes = [f for f in group.features if f.op is Op.MODE and f.column in pivoted]
     rows = (
         tile_rows.unionByName(as_of_rows)
-        .select(key, DAY, _IS_AS_OF, *[operation(f.op).window(f, frame).alias(f.name) for f in scalars])
+        .select(key, DAY, _IS_AS_OF, *[operation(f.op).window(f, frame).alias(f.name) for f in scalars],
+                *[_pivoted_mode(f, pivoted[f.column], frame).alias(f.name) for f in modes])
         .where(F.col(_IS_AS_OF))
         .drop(_IS_AS_OF)
     )
-    for feature in group.features:  # per-value operations: a frame of their own
-        if feature.op is Op.MODE:
+    for feature in group.features:  # per-value operations with many values: a frame of their own
+        if feature.op is Op.MODE and feature.column not in pivoted:
             rows = rows.join(_mode(tiles, first, last, feature, group), [key, DAY], "left")
         elif feature.op is Op.COUNT_DISTINCT:
             rows = (rows.join(_distinct(tiles, first, last, feature, group), [key, DAY], "left")

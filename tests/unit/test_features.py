@@ -441,14 +441,21 @@ def test_rows_from_first_day_after_an_event_to_the_zero_row_and_none_after(spark
 
 
 @pytest.mark.parametrize(
-    "seed,first_offset,has_zero_rows",
+    "seed,first_offset,has_zero_rows,pivot_max",
     [
-        (7, 40, False),  # as-of dates inside the data: events after T must be ignored
-        (23, 80, True),  # running past the last landing: windows empty out, zero rows appear
+        (7, 40, False, None),  # as-of dates inside the data: events after T must be ignored
+        (23, 80, True, None),  # running past the last landing: windows empty out, zero rows appear
+        (7, 40, False, 0),  # favorite_category per value in a frame of its own, as for a column of many values
     ],
 )
-def test_features_equal_the_reference_on_generated_dirty_data(spark, tmp_path, seed, first_offset, has_zero_rows) -> None:
+def test_features_equal_the_reference_on_generated_dirty_data(spark, tmp_path, monkeypatch, seed, first_offset,
+                                                              has_zero_rows, pivot_max) -> None:
     from pyspark.sql import functions as F
+
+    from featurepipe import features
+
+    if pivot_max is not None:
+        monkeypatch.setattr(features, "MODE_PIVOT_MAX", pivot_max)
 
     from featurepipe.generate import generate
     from featurepipe.raw import read_source
@@ -498,7 +505,7 @@ def test_features_equal_the_reference_on_generated_dirty_data(spark, tmp_path, s
 
 def test_tiles_with_two_mode_columns_count_each_column_separately(spark) -> None:
     """A second MODE aggregation (declared in the spec, nothing else) gets its own per-value counts,
-    merged across the partial rows that combine values of both columns."""
+    each column's from its own values of the day."""
     import dataclasses
 
     from featurepipe.spec import Aggregation, Op
