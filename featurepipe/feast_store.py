@@ -432,11 +432,8 @@ def _feature_tables_at(versions: dict[str, int]) -> Iterator[None]:
     if not versions:
         yield
         return
-    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
-    load = SparkSource._load_dataframe_from_path
-
-    def at_version(source: SparkSource, spark_session):
+    def at_version(source, spark_session, load):
         if source.path not in versions or source.table_format is None:
             return load(source, spark_session)
         reader = spark_session.read.format(source.table_format.format_type.value)
@@ -444,7 +441,45 @@ def _feature_tables_at(versions: dict[str, int]) -> Iterator[None]:
             reader = reader.option(key, value)
         return reader.load(source.path)
 
-    SparkSource._load_dataframe_from_path = at_version
+    with _sources_loaded_by(at_version):
+        yield
+
+
+@contextlib.contextmanager
+def _newest_rows_only(path: str, key: str, start: dt.datetime, end: dt.datetime) -> Iterator[None]:
+    """Inside, Feast's read of the feature table at `path` holds only each entity's newest row with
+    start <= event_timestamp <= end: the rows Feast's materialization keeps (its query numbers each
+    entity's rows of that range newest first and keeps the first).
+
+    Feast finds them by sorting every row of the range per entity; here each entity's newest
+    timestamp is aggregated (two narrow columns), and the table read again keeps the rows with
+    it (a broadcast join, no sort), so Feast's query numbers one row per entity. (bench e2e at
+    2M: 852,546 rows of the user group's 90 as-of dates sorted for 9,840 entities.)"""
+    from pyspark.sql import functions as F
+
+    from featurepipe import lake
+
+    def newest(source, spark_session, load):
+        rows = load(source, spark_session)
+        if source.path != path:
+            return rows
+        inside = rows.where(F.col(lake.AS_OF_DATE).between(F.lit(start.date()), F.lit(end.date()))
+                            & F.col("event_timestamp").between(F.lit(start), F.lit(end)))
+        latest = inside.groupBy(key).agg(F.max("event_timestamp").alias("event_timestamp"))
+        return inside.join(F.broadcast(latest), [key, "event_timestamp"]).select(*rows.columns)
+
+    with _sources_loaded_by(newest):
+        yield
+
+
+@contextlib.contextmanager
+def _sources_loaded_by(load_source) -> Iterator[None]:
+    """Inside, Feast's Spark sources load their tables through `load_source(source, spark, load)`
+    (`load`: Feast's own loader)."""
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+    load = SparkSource._load_dataframe_from_path
+    SparkSource._load_dataframe_from_path = lambda source, spark_session: load_source(source, spark_session, load)
     try:
         yield
     finally:
@@ -563,12 +598,15 @@ def online_rows(entities: list[dict[str, str]], features: list[str] | None = Non
 
 def materialize(start: dt.datetime, end: dt.datetime, group: FeatureGroup = USER_PURCHASE) -> None:
     """Latest row per entity of `group` with start <= event_timestamp <= end into the online store."""
+    from featurepipe import lake
     from featurepipe.spark import get_spark
 
     spark = get_spark("featurepipe-materialize")
     store = get_store()
     ensure_applied(store)
-    with feast_session(spark, arrow=True):  # each user's newest row reaches Python as Arrow batches
+    # each entity's newest row is found before Feast's query and reaches Python as Arrow batches
+    with feast_session(spark, arrow=True), _newest_rows_only(lake.table_path(lake.features_table(group)),
+                                                             group.join_key, start, end):
         store.materialize(start_date=start, end_date=end, feature_views=[group.name])
 
 
