@@ -157,6 +157,8 @@ def spark_conf(shuffle_partitions: int | None = None) -> dict[str, str]:
     memory = os.environ.get("FEATUREPIPE_SPARK_DRIVER_MEMORY", "").strip()
     if memory:
         conf["spark.driver.memory"] = memory
+    if get_settings().spark_master.startswith("local"):
+        conf["spark.python.daemon.module"] = "featurepipe.worker_daemon"  # workers fork with Feast imported
     code = shipped_code()
     if code:  # spark-submit's --py-files; the driver serves it to the executors, which put it on sys.path
         conf["spark.submit.pyFiles"] = code
