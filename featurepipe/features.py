@@ -96,8 +96,10 @@ def mode_values(tiles: DataFrame, group: FeatureGroup) -> dict[str, list[str]]:
     `MODE_PIVOT_MAX` of them (one Spark job per column)."""
     from pyspark.sql import functions as F
 
+    from featurepipe.tiles import mode_columns
+
     few = {}
-    for column in dict.fromkeys(f.column for f in group.features if f.op is Op.MODE):
+    for column in mode_columns(group):
         found = (tiles.select(F.explode(F.map_keys(F.col(counts_column(column)))).alias("_value"))
                  .distinct().limit(MODE_PIVOT_MAX + 1).collect())
         if len(found) <= MODE_PIVOT_MAX:

@@ -52,6 +52,11 @@ class Settings:
     step_retries: int  # Airflow retries of a failed or timed-out step (not of validate_raw/validate_features)
     max_feature_age: dt.timedelta  # an online row older than this is `stale` (SPEC §6)
 
+    @property
+    def spark_local(self) -> bool:
+        """Spark runs in this process's JVM (`local`, `local[*]`, `local[N]`): workers use this venv's Python."""
+        return self.spark_master.startswith("local")
+
     # --- locations derived from the roots, defined once -------------------
     @property
     def transactions_uri(self) -> str:

@@ -191,6 +191,6 @@ def for_cli_run() -> str | None:
     settings = get_settings()
     if os.environ.get("FEATUREPIPE_SPARK_SERVER") or os.environ.get("FEATUREPIPE_STEP_RUNNER"):
         return None
-    if not settings.spark_master.startswith("local") or settings.spark_server_idle_minutes <= 0:
+    if not settings.spark_local or settings.spark_server_idle_minutes <= 0:
         return None
     return ensure()

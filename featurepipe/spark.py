@@ -129,7 +129,7 @@ def s3a_conf() -> dict[str, str]:
         "spark.hadoop.fs.s3a.aws.credentials.provider": S3A_CREDENTIALS,
         "spark.hadoop.fs.s3a.endpoint.region": access.region,
     }
-    if not settings.spark_master.startswith("local"):
+    if not settings.spark_local:
         conf["spark.jars"] = ",".join(jar_paths() + jars)
     if access.endpoint:
         conf.update({
@@ -157,7 +157,7 @@ def spark_conf(shuffle_partitions: int | None = None) -> dict[str, str]:
     memory = os.environ.get("FEATUREPIPE_SPARK_DRIVER_MEMORY", "").strip()
     if memory:
         conf["spark.driver.memory"] = memory
-    if get_settings().spark_master.startswith("local"):
+    if get_settings().spark_local:
         conf["spark.python.daemon.module"] = "featurepipe.worker_daemon"  # workers fork with Feast imported
     code = shipped_code()
     if code:  # spark-submit's --py-files; the driver serves it to the executors, which put it on sys.path
@@ -178,7 +178,7 @@ def shipped_code() -> str | None:
     mode = (os.environ.get("FEATUREPIPE_SPARK_SHIP_CODE") or "auto").strip().lower()
     if mode not in ("auto", "on", "off"):
         raise ValueError(f"FEATUREPIPE_SPARK_SHIP_CODE must be one of auto, on, off; got {mode!r}")
-    if mode == "off" or (mode == "auto" and get_settings().spark_master.startswith("local")):
+    if mode == "off" or (mode == "auto" and get_settings().spark_local):
         return None
     return str(code_zip())
 
@@ -224,7 +224,7 @@ def python_env() -> dict[str, str]:
     if venv_bin not in path.split(os.pathsep):
         path = venv_bin + os.pathsep + path
     workers = sys.executable
-    if not get_settings().spark_master.startswith("local"):
+    if not get_settings().spark_local:
         workers = os.environ.get("PYSPARK_PYTHON") or sys.executable
     return {"PYSPARK_PYTHON": workers, "PYSPARK_DRIVER_PYTHON": sys.executable, "PATH": path}
 
