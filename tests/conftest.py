@@ -81,7 +81,17 @@ def spark(session_data_dir: Path) -> Iterator[SparkSession]:
     os.environ.setdefault("FEATUREPIPE_SPARK_CODEGEN", "off")
     from featurepipe.spark import get_spark
 
-    session = get_spark("featurepipe-tests")
+    # A fresh JVM spends about half its CPU in the JIT compiler (README "Benchmarks", sessions 16
+    # and 17), and this session runs hundreds of small, different queries: fewer, later
+    # compilations (methods must be 4x hotter) cut that in half. Only for this long-lived
+    # session; the CLI runs' own JVMs keep `tests/cli_helpers.py`'s C1-only default.
+    own = os.environ.get("FEATUREPIPE_JVM_OPTS")
+    os.environ["FEATUREPIPE_JVM_OPTS"] = own if own is not None else "-XX:CompileThresholdScaling=4"
+    try:
+        session = get_spark("featurepipe-tests")
+    finally:
+        if own is None:
+            del os.environ["FEATUREPIPE_JVM_OPTS"]
     yield session
     session.stop()
 
