@@ -81,18 +81,7 @@ def spark(session_data_dir: Path) -> Iterator[SparkSession]:
     os.environ.setdefault("FEATUREPIPE_SPARK_CODEGEN", "off")
     from featurepipe.spark import get_spark
 
-    # A fresh JVM spends about half its CPU in the JIT compiler (README "Test time"), and this
-    # session runs hundreds of small, different queries: methods compiled only once 10x hotter
-    # than HotSpot's default cut the JVM's CPU by a quarter (three unit modules: 77.5 -> 58.5 s;
-    # 4x: 73.0 s, 25x: 63.3 s), and two test workers share two cores. Only for this session;
-    # the CLI runs' own JVMs keep `tests/cli_helpers.py`'s C1-only default.
-    own = os.environ.get("FEATUREPIPE_JVM_OPTS")
-    os.environ["FEATUREPIPE_JVM_OPTS"] = own if own is not None else "-XX:CompileThresholdScaling=10"
-    try:
-        session = get_spark("featurepipe-tests")
-    finally:
-        if own is None:
-            del os.environ["FEATUREPIPE_JVM_OPTS"]
+    session = get_spark("featurepipe-tests")
     yield session
     session.stop()
 
