@@ -15,7 +15,7 @@ the spec for each other group), and each published Delta table must equal its re
 from __future__ import annotations
 
 import datetime as dt
-import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.e2e_reference import compare_all, duckdb_all
-from bench.harness import workspace
+from bench.harness import environ, user_environ, workspace
 
 START = dt.date(2025, 1, 1)
 DAYS = 365
@@ -43,11 +43,31 @@ def step_seconds(data_dir: Path) -> dict[str, float]:
     return {task: round(seconds or 0.0, 2) for task, seconds in rows}
 
 
+_SERVER_STEP = re.compile(r"\[spark-server\] (\w+) exit \d+ after [\d.]+ s; driver heap: peak ([\d.]+) GiB of ([\d.]+) GiB"
+                          r"(?: \(JVM resident high-water mark ([\d.]+) GiB\))?")
+
+
+def driver_memory(data_dir: Path) -> dict:
+    """The shared driver's heap as the run used it (its log: `featurepipe.jvm_memory`): each step's
+    peak, the largest, the heap's limit and the JVM's resident high-water mark, in GiB."""
+    from featurepipe.shared_driver import folder
+
+    with environ(FEATUREPIPE_DATA_DIR=str(data_dir)):
+        log = folder() / "server.log"
+    peaks, limit, resident = {}, None, None
+    for step, peak, heap, rss in _SERVER_STEP.findall(log.read_text(errors="replace") if log.exists() else ""):
+        peaks[step] = max(peaks.get(step, 0.0), float(peak))
+        limit, resident = float(heap), float(rss) if rss else resident
+    if not peaks:
+        raise RuntimeError(f"no step's heap in the shared driver's log {log}: did the run use the shared driver?")
+    return {"heap_gib": limit, "peak_gib": max(peaks.values()), "resident_peak_gib": resident, "step_peaks_gib": peaks}
+
+
 def backfill(data_dir: Path) -> float:
     """Wall seconds of `featurepipe backfill` for FIRST..LAST, as a user starts it; its progress
     lines are echoed."""
     featurepipe = str(Path(sys.executable).parent / "featurepipe")
-    env = {**os.environ, "FEATUREPIPE_DATA_DIR": str(data_dir)}
+    env = {**user_environ(), "FEATUREPIPE_DATA_DIR": str(data_dir)}
     began = time.perf_counter()
     try:
         proc = subprocess.Popen([featurepipe, "backfill", "--start", str(FIRST), "--end", str(LAST)], env=env,
@@ -74,6 +94,9 @@ def run(quick: bool) -> dict:
         print(f"[e2e] featurepipe backfill --start {FIRST} --end {LAST} over {summary.rows:,} transactions", flush=True)
         ours = backfill(root)
         steps = step_seconds(root)
+        memory = driver_memory(root)
+        print(f"[e2e] driver heap: peak {memory['peak_gib']:.2f} GiB of {memory['heap_gib']:.2f} GiB "
+              f"(FEATUREPIPE_SPARK_DRIVER_MEMORY {user_environ().get('FEATUREPIPE_SPARK_DRIVER_MEMORY', 'auto')})", flush=True)
         print("[e2e] DuckDB, every feature group from the same Parquet", flush=True)
         duck = duckdb_all(root / "raw", root / "duck", FIRST, LAST)
         rows_per_group = compare_all(root / "duck", FIRST, LAST)
@@ -88,12 +111,14 @@ def run(quick: bool) -> dict:
         "seconds": round(ours, 2),
         "duckdb_seconds": round(duck, 2),
         "steps": steps,
+        "driver_memory": memory,
         "table": [
             ("raw transactions", summary.rows),
             (f"feature rows ({FIRST}..{LAST}), equal to DuckDB's", rows),
             *((f"  {group}", n) for group, n in rows_per_group.items()),
             ("featurepipe backfill, wall (s)", f"{ours:.2f}"),
             *((f"  {task} (s)", f"{seconds:.2f}") for task, seconds in steps.items()),
+            ("driver heap: peak of limit (GiB)", f"{memory['peak_gib']:.2f} of {memory['heap_gib']:.2f}"),
             (f"DuckDB, same Parquet, {len(rows_per_group)} groups (s)", f"{duck:.2f}"),
         ],
     }

@@ -47,11 +47,24 @@ def workspace(name: str) -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+# the in-process benchmarks' session, where the user has not set these: DuckDB may use most of the
+# machine's memory, so the local Spark driver gets a fair share too. `bench e2e` runs the command a
+# user runs, with the product's defaults: `user_environ()` leaves these out.
+SESSION = {"FEATUREPIPE_SHUFFLE_PARTITIONS": "8", "FEATUREPIPE_SPARK_DRIVER_MEMORY": "8g"}
+_set_here: set[str] = set()
+
+
+def user_environ() -> dict[str, str]:
+    """os.environ without what `spark()` set for the in-process benchmarks."""
+    return {key: value for key, value in os.environ.items() if key not in _set_here}
+
+
 def spark():
     """The pipeline's session, started (and warmed) before anything is timed: JVM start is excluded."""
-    os.environ.setdefault("FEATUREPIPE_SHUFFLE_PARTITIONS", "8")
-    # DuckDB may use most of the machine's memory; give the local Spark driver a fair share too
-    os.environ.setdefault("FEATUREPIPE_SPARK_DRIVER_MEMORY", "8g")
+    for key, value in SESSION.items():
+        if key not in os.environ:
+            os.environ[key] = value
+            _set_here.add(key)
     from featurepipe.spark import get_spark
 
     session = get_spark("featurepipe-bench")

@@ -7,6 +7,7 @@ active session and ignores its own `spark_conf`, so the Delta-configured session
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -153,8 +154,7 @@ def spark_conf(shuffle_partitions: int | None = None) -> dict[str, str]:
     codegen = get_settings().spark_codegen
     if codegen != "auto":  # auto: Spark's default (on) until a step fits it to its input
         conf.update(codegen_conf(codegen == "on"))
-    # in local mode the driver JVM does all the work: its heap (Spark's default, 1g) is the cluster
-    memory = os.environ.get("FEATUREPIPE_SPARK_DRIVER_MEMORY", "").strip()
+    memory = driver_memory()
     if memory:
         conf["spark.driver.memory"] = memory
     if get_settings().spark_local:
@@ -165,6 +165,43 @@ def spark_conf(shuffle_partitions: int | None = None) -> dict[str, str]:
     s3 = s3a_conf()
     conf.update(s3 or RAW_LOCAL_FS_CONF)
     return conf
+
+
+_MEMORY = re.compile(r"^[1-9][0-9]*[kmgt]$")
+
+
+def driver_memory() -> str | None:
+    """The driver's heap (`spark.driver.memory`), or None for Spark's own default (1g).
+
+    FEATUREPIPE_SPARK_DRIVER_MEMORY: a JVM size (`512m`, `6g`) or `auto` (default). `auto` gives a
+    local master a quarter of the memory this process may use (the machine's, or its cgroup's limit
+    in a container), whole GiB, at least 1g: what the JVM itself takes when nobody sets `-Xmx`. In
+    local mode the driver JVM is the whole cluster (every task runs in it), and Spark's 1g is too
+    small for a year of a 20M-transaction landing: sorting its tiles spilled until the spill readers'
+    buffers exhausted the heap (README "End to end"). Other masters keep Spark's 1g: their driver
+    only plans and commits, and the executors' memory is the cluster's setting.
+    """
+    value = (os.environ.get("FEATUREPIPE_SPARK_DRIVER_MEMORY") or "auto").strip().lower()
+    if value != "auto":
+        if not _MEMORY.match(value):
+            raise ValueError(f"FEATUREPIPE_SPARK_DRIVER_MEMORY must be `auto` or a JVM size such as 512m or 6g; got {value!r}")
+        return value
+    if not get_settings().spark_local:
+        return None
+    return f"{max(1, available_memory() // 4 // 2**30)}g"
+
+
+def available_memory() -> int:
+    """Bytes of memory this process may use: the machine's, or less under a cgroup (v2 or v1) limit."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))  # "max" (v2) or a huge number (v1) means no limit
+    return total
 
 
 def shipped_code() -> str | None:

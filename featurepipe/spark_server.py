@@ -217,12 +217,14 @@ class StepServer(socketserver.TCPServer):
     def run(self, job: str, argv: list[str], env: dict[str, str], send: Callable[[str], None]) -> int:
         import importlib
 
+        from featurepipe import jvm_memory
         from featurepipe.spark import get_spark
 
         writer, errors = _LineWriter(send), _LineWriter(lambda line: send(_ERR + line))
         began = time.time()
         self.busy = True
         print(f"[spark-server] {job} {' '.join(argv)}", flush=True)
+        jvm_memory.reset_peaks(get_spark())
         try:
             with _environment(env), contextlib.redirect_stdout(writer), contextlib.redirect_stderr(errors):
                 try:
@@ -238,7 +240,9 @@ class StepServer(socketserver.TCPServer):
         finally:
             get_spark().catalog.clearCache()  # steps cache what they reuse; nothing outlives a step
             self.busy, self.last_active = False, time.time()
-        print(f"[spark-server] {job} exit {code or 0} after {time.time() - began:.1f} s", flush=True)
+        memory = jvm_memory.measure(get_spark()).line()
+        send(f"[spark-server] {memory}")  # into the task's log, beside the step's own summary
+        print(f"[spark-server] {job} exit {code or 0} after {time.time() - began:.1f} s; {memory}", flush=True)
         return code or 0
 
 

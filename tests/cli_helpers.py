@@ -77,6 +77,8 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
         FEATUREPIPE_SPARK_MASTER="local[2]",
         FEATUREPIPE_SHUFFLE_PARTITIONS="2",
         FEATUREPIPE_JVM_OPTS=os.environ.get("FEATUREPIPE_JVM_OPTS", "-XX:TieredStopAtLevel=1"),
+        # tiny data: Spark's 1g, not a quarter of the machine per JVM (the suite starts several at once)
+        FEATUREPIPE_SPARK_DRIVER_MEMORY=os.environ.get("FEATUREPIPE_SPARK_DRIVER_MEMORY", "1g"),
         # no test leaves a shared driver behind: runs use the test server, or say which runner
         FEATUREPIPE_SPARK_SERVER_IDLE_MINUTES="0",
     )

@@ -17,6 +17,10 @@ sys.path.insert(0, str(ROOT / "plugins"))
 
 import cli_helpers  # noqa: E402  (after the path above)
 
+# tiny data: every JVM the tests start keeps Spark's own 1g heap, not the product's quarter of the
+# machine for a local master (the suite runs several at once); test_driver_memory checks the default
+os.environ.setdefault("FEATUREPIPE_SPARK_DRIVER_MEMORY", "1g")
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 

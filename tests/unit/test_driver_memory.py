@@ -1,0 +1,53 @@
+"""The driver's heap: a quarter of the machine for a local master unless set, and measured per step."""
+
+from __future__ import annotations
+
+import pytest
+
+from featurepipe.spark import available_memory, driver_memory, spark_conf
+
+
+def test_a_local_master_gets_a_quarter_of_the_memory_in_whole_gib_by_default(monkeypatch) -> None:
+    monkeypatch.delenv("FEATUREPIPE_SPARK_DRIVER_MEMORY", raising=False)
+    monkeypatch.setenv("FEATUREPIPE_SPARK_MASTER", "local[2]")
+    quarter = available_memory() // 4
+    assert driver_memory() == f"{max(1, quarter // 2**30)}g"
+    monkeypatch.setenv("FEATUREPIPE_SPARK_DRIVER_MEMORY", "auto")
+    assert spark_conf()["spark.driver.memory"] == f"{max(1, quarter // 2**30)}g"
+
+
+def test_a_cluster_master_keeps_sparks_default_and_a_set_size_wins(monkeypatch) -> None:
+    monkeypatch.delenv("FEATUREPIPE_SPARK_DRIVER_MEMORY", raising=False)
+    monkeypatch.setenv("FEATUREPIPE_SPARK_MASTER", "spark://cluster:7077")
+    assert driver_memory() is None
+    assert "spark.driver.memory" not in spark_conf()
+    monkeypatch.setenv("FEATUREPIPE_SPARK_DRIVER_MEMORY", "3G")
+    assert driver_memory() == "3g"
+
+
+@pytest.mark.parametrize("value", ["lots", "6", "0g", "1.5g", "-2g"])
+def test_a_malformed_size_is_refused_naming_the_variable(monkeypatch, value) -> None:
+    monkeypatch.setenv("FEATUREPIPE_SPARK_DRIVER_MEMORY", value)
+    with pytest.raises(ValueError, match="FEATUREPIPE_SPARK_DRIVER_MEMORY must be `auto` or a JVM size"):
+        driver_memory()
+
+
+def test_available_memory_is_no_more_than_the_machine_has() -> None:
+    import os
+
+    assert 0 < available_memory() <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def test_a_steps_heap_peak_is_measured_from_the_reset_and_bounded_by_the_limit(spark) -> None:
+    from featurepipe import jvm_memory
+
+    jvm_memory.reset_peaks(spark)
+    before = jvm_memory.measure(spark)
+    # ~64 MiB of rows collected into the driver's heap raises the peak past what a reset left
+    spark.range(0, 4_000_000, 1, 1).selectExpr("collect_list(id) AS ids").first()
+    after = jvm_memory.measure(spark)
+    assert after.heap_max >= spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() > 0
+    assert before.heap_peak < after.heap_peak <= after.heap_max
+    assert after.heap_peak - before.heap_peak >= 16 * 2**20
+    assert after.resident_peak is None or after.resident_peak > after.heap_peak / 4
+    assert after.line().startswith("driver heap: peak ")
