@@ -43,24 +43,39 @@ def step_seconds(data_dir: Path) -> dict[str, float]:
     return {task: round(seconds or 0.0, 2) for task, seconds in rows}
 
 
-_SERVER_STEP = re.compile(r"\[spark-server\] (\w+) exit \d+ after [\d.]+ s; driver heap: peak ([\d.]+) GiB of ([\d.]+) GiB"
+_SERVER_STEP = re.compile(r"\[spark-server\] (\w+) exit \d+ after [\d.]+ s; driver heap: peak ([\d.]+) GiB in use, "
+                          r"(?:([\d.]+) GiB live after a full collection|no full collection), of (\w+)"
                           r"(?: \(JVM resident high-water mark ([\d.]+) GiB\))?")
 
 
 def driver_memory(data_dir: Path) -> dict:
-    """The shared driver's heap as the run used it (its log: `featurepipe.jvm_memory`): each step's
-    peak, the largest, the heap's limit and the JVM's resident high-water mark, in GiB."""
+    """The shared driver's heap as the run used it (its log: `featurepipe.jvm_memory`), in GiB: the
+    heap's limit, the largest in use and live (after a full collection) of any step, each step's,
+    and the JVM's resident high-water mark."""
     from featurepipe.shared_driver import folder
 
     with environ(FEATUREPIPE_DATA_DIR=str(data_dir)):
         log = folder() / "server.log"
-    peaks, limit, resident = {}, None, None
-    for step, peak, heap, rss in _SERVER_STEP.findall(log.read_text(errors="replace") if log.exists() else ""):
-        peaks[step] = max(peaks.get(step, 0.0), float(peak))
-        limit, resident = float(heap), float(rss) if rss else resident
-    if not peaks:
+    steps: dict[str, dict] = {}
+    limit, resident = None, None
+    for step, in_use, live, heap, rss in _SERVER_STEP.findall(log.read_text(errors="replace") if log.exists() else ""):
+        seen = steps.setdefault(step, {"in_use_gib": 0.0, "live_gib": None})
+        seen["in_use_gib"] = max(seen["in_use_gib"], float(in_use))
+        if live:
+            seen["live_gib"] = max(seen["live_gib"] or 0.0, float(live))
+        limit, resident = heap, float(rss) if rss else resident
+    if not steps:
         raise RuntimeError(f"no step's heap in the shared driver's log {log}: did the run use the shared driver?")
-    return {"heap_gib": limit, "peak_gib": max(peaks.values()), "resident_peak_gib": resident, "step_peaks_gib": peaks}
+    lives = [s["live_gib"] for s in steps.values() if s["live_gib"] is not None]
+    return {"heap": limit, "in_use_peak_gib": max(s["in_use_gib"] for s in steps.values()),
+            "live_peak_gib": max(lives) if lives else None, "resident_peak_gib": resident, "steps": steps}
+
+
+def _heap_figures(memory: dict) -> str:
+    live = memory["live_peak_gib"]
+    return (f"{memory['in_use_peak_gib']:.2f} GiB in use, "
+            + (f"{live:.2f} GiB live after a full collection" if live is not None else "no full collection")
+            + (f", JVM resident {memory['resident_peak_gib']:.2f} GiB" if memory["resident_peak_gib"] else ""))
 
 
 def backfill(data_dir: Path) -> float:
@@ -95,8 +110,8 @@ def run(quick: bool) -> dict:
         ours = backfill(root)
         steps = step_seconds(root)
         memory = driver_memory(root)
-        print(f"[e2e] driver heap: peak {memory['peak_gib']:.2f} GiB of {memory['heap_gib']:.2f} GiB "
-              f"(FEATUREPIPE_SPARK_DRIVER_MEMORY {user_environ().get('FEATUREPIPE_SPARK_DRIVER_MEMORY', 'auto')})", flush=True)
+        print(f"[e2e] driver heap {memory['heap']} (FEATUREPIPE_SPARK_DRIVER_MEMORY="
+              f"{user_environ().get('FEATUREPIPE_SPARK_DRIVER_MEMORY', 'auto')}): {_heap_figures(memory)}", flush=True)
         print("[e2e] DuckDB, every feature group from the same Parquet", flush=True)
         duck = duckdb_all(root / "raw", root / "duck", FIRST, LAST)
         rows_per_group = compare_all(root / "duck", FIRST, LAST)
@@ -118,7 +133,7 @@ def run(quick: bool) -> dict:
             *((f"  {group}", n) for group, n in rows_per_group.items()),
             ("featurepipe backfill, wall (s)", f"{ours:.2f}"),
             *((f"  {task} (s)", f"{seconds:.2f}") for task, seconds in steps.items()),
-            ("driver heap: peak of limit (GiB)", f"{memory['peak_gib']:.2f} of {memory['heap_gib']:.2f}"),
+            (f"driver heap {memory['heap']}: peaks", _heap_figures(memory)),
             (f"DuckDB, same Parquet, {len(rows_per_group)} groups (s)", f"{duck:.2f}"),
         ],
     }

@@ -1,30 +1,37 @@
-"""The driver JVM's memory as a step used it: heap peak and the process's resident high-water mark.
+"""The driver JVM's memory while a step runs: heap in use, live data after collections, resident size.
 
 A local master runs every task in the driver JVM, so its heap is the run's memory. The server that
-runs steps (`featurepipe.spark_server`) resets the heap pools' peaks before a step and reports them
-after it, in the step's log: `driver heap: peak 2.1 GiB of 6.0 GiB`. The peak is each heap pool's
-own peak summed (young and old generations peak at different moments): an upper bound of what the
-heap held at once, never below it.
+runs steps (`featurepipe.spark_server`) samples the heap once a second during a step and reports,
+in the step's log: `driver heap: peak 3.1 GiB in use, 1.2 GiB live after a full collection, of 5g`.
+In use is what the heap held (garbage included: the collector lets the young generation fill
+before it collects, so a busy step's peak nears the heap it was given); live is the old
+generation's occupancy right after a full collection, the data the step really kept, which must
+stay under the limit. Samples can miss a peak between two of them: these are the peaks sampled.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-@dataclass(frozen=True)
+@dataclass
 class DriverMemory:
-    heap_peak: int  # bytes: the heap pools' peaks since the last reset, summed
-    heap_max: int  # bytes: the heap's limit (-Xmx, from spark.driver.memory)
-    resident_peak: int | None  # bytes: the JVM process's VmHWM (whole life), where /proc has it
+    limit: str  # the configured heap (spark.driver.memory: -Xmx), e.g. "5g"
+    in_use_peak: int = 0  # bytes: the heap's largest sampled use
+    live_peak: int | None = None  # bytes: the old generation after a full collection, largest; None: none ran
+    resident_peak: int | None = None  # bytes: the JVM process's VmHWM (its whole life), where /proc has it
 
     def line(self) -> str:
-        text = f"driver heap: peak {_gib(self.heap_peak)} of {_gib(self.heap_max)}"
+        live = (f", {_gib(self.live_peak)} live after a full collection" if self.live_peak is not None
+                else ", no full collection")
+        text = f"driver heap: peak {_gib(self.in_use_peak)} in use{live}, of {self.limit}"
         if self.resident_peak:
             text += f" (JVM resident high-water mark {_gib(self.resident_peak)})"
         return text
@@ -34,23 +41,46 @@ def _gib(size: int) -> str:
     return f"{size / 2**30:.2f} GiB"
 
 
-def _heap_pools(spark: SparkSession) -> list:
-    management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
-    return [pool for pool in management.getMemoryPoolMXBeans() if pool.getType().toString() == "Heap memory"]
-
-
-def reset_peaks(spark: SparkSession) -> None:
-    """Start measuring: every heap pool's peak back to its current use."""
-    for pool in _heap_pools(spark):
-        pool.resetPeakUsage()
-
-
-def measure(spark: SparkSession) -> DriverMemory:
-    """The heap's peak since `reset_peaks` (or the JVM's start), its limit and the JVM's VmHWM."""
+@contextlib.contextmanager
+def sampled(spark: SparkSession, interval_s: float = 1.0) -> Iterator[DriverMemory]:
+    """Sample the driver's heap every `interval_s` while inside; the peaks are in the yielded record
+    once the block ends (a last sample is taken then)."""
     jvm = spark.sparkContext._jvm
-    peak = sum(pool.getPeakUsage().getUsed() for pool in _heap_pools(spark))
-    limit = jvm.java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getMax()
-    return DriverMemory(peak, limit, resident_peak(jvm.java.lang.ProcessHandle.current().pid()))
+    management = jvm.java.lang.management.ManagementFactory
+    bean = management.getMemoryMXBean()
+    old = [pool for pool in management.getMemoryPoolMXBeans()
+           if pool.getType().toString() == "Heap memory" and any(w in pool.getName() for w in ("Old", "Tenured"))]
+    managers = {name for pool in old for name in pool.getMemoryManagerNames()}
+    full = [gc for gc in management.getGarbageCollectorMXBeans() if gc.getName() in managers]
+    full_before = _count(full)
+    memory = DriverMemory(spark.sparkContext.getConf().get("spark.driver.memory", "1g"))
+    stop = threading.Event()
+
+    def sample() -> None:
+        memory.in_use_peak = max(memory.in_use_peak, bean.getHeapMemoryUsage().getUsed())
+        if old and _count(full) > full_before:  # a full collection ran during the step: what it kept
+            kept = sum(pool.getCollectionUsage().getUsed() for pool in old)
+            memory.live_peak = max(memory.live_peak or 0, kept)
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            with contextlib.suppress(Exception):  # a sample lost to a busy or stopping JVM is no failure
+                sample()
+
+    thread = threading.Thread(target=loop, name="featurepipe-heap-sampler", daemon=True)
+    thread.start()
+    try:
+        yield memory
+    finally:
+        stop.set()
+        thread.join()
+        with contextlib.suppress(Exception):
+            sample()
+            memory.resident_peak = resident_peak(jvm.java.lang.ProcessHandle.current().pid())
+
+
+def _count(collectors: list) -> int:
+    return sum(max(0, gc.getCollectionCount()) for gc in collectors)
 
 
 def resident_peak(pid: int) -> int | None:

@@ -224,9 +224,9 @@ class StepServer(socketserver.TCPServer):
         began = time.time()
         self.busy = True
         print(f"[spark-server] {job} {' '.join(argv)}", flush=True)
-        jvm_memory.reset_peaks(get_spark())
         try:
-            with _environment(env), contextlib.redirect_stdout(writer), contextlib.redirect_stderr(errors):
+            with (jvm_memory.sampled(get_spark()) as memory, _environment(env), contextlib.redirect_stdout(writer),
+                  contextlib.redirect_stderr(errors)):
                 try:
                     code = importlib.import_module(f"jobs.{job}").main(argv)
                 except SystemExit as exc:  # argparse errors
@@ -240,9 +240,8 @@ class StepServer(socketserver.TCPServer):
         finally:
             get_spark().catalog.clearCache()  # steps cache what they reuse; nothing outlives a step
             self.busy, self.last_active = False, time.time()
-        memory = jvm_memory.measure(get_spark()).line()
-        send(f"[spark-server] {memory}")  # into the task's log, beside the step's own summary
-        print(f"[spark-server] {job} exit {code or 0} after {time.time() - began:.1f} s; {memory}", flush=True)
+        send(f"[spark-server] {memory.line()}")  # into the task's log, beside the step's own summary
+        print(f"[spark-server] {job} exit {code or 0} after {time.time() - began:.1f} s; {memory.line()}", flush=True)
         return code or 0
 
 

@@ -38,16 +38,19 @@ def test_available_memory_is_no_more_than_the_machine_has() -> None:
     assert 0 < available_memory() <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def test_a_steps_heap_peak_is_measured_from_the_reset_and_bounded_by_the_limit(spark) -> None:
+def test_a_steps_heap_is_sampled_while_it_runs_and_a_full_collection_shows_what_it_kept(spark) -> None:
     from featurepipe import jvm_memory
 
-    jvm_memory.reset_peaks(spark)
-    before = jvm_memory.measure(spark)
-    # ~64 MiB of rows collected into the driver's heap raises the peak past what a reset left
-    spark.range(0, 4_000_000, 1, 1).selectExpr("collect_list(id) AS ids").first()
-    after = jvm_memory.measure(spark)
-    assert after.heap_max >= spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() > 0
-    assert before.heap_peak < after.heap_peak <= after.heap_max
-    assert after.heap_peak - before.heap_peak >= 16 * 2**20
-    assert after.resident_peak is None or after.resident_peak > after.heap_peak / 4
-    assert after.line().startswith("driver heap: peak ")
+    jvm = spark.sparkContext._jvm
+    with jvm_memory.sampled(spark, interval_s=0.05) as memory:
+        # ~32 MiB collected into the driver's heap, then a full collection while it is still held
+        held = spark.range(0, 2_000_000, 1, 1).selectExpr("collect_list(id) AS ids").first()
+        jvm.java.lang.System.gc()
+    assert len(held["ids"]) == 2_000_000
+    limit = jvm.java.lang.Runtime.getRuntime().maxMemory()
+    assert memory.limit == spark.sparkContext.getConf().get("spark.driver.memory", "1g")
+    assert 16 * 2**20 <= memory.in_use_peak <= jvm.java.lang.management.ManagementFactory.getMemoryMXBean() \
+        .getHeapMemoryUsage().getCommitted() + limit
+    assert memory.live_peak is not None and 0 < memory.live_peak <= limit
+    assert memory.resident_peak is None or memory.resident_peak > memory.live_peak
+    assert memory.line().startswith("driver heap: peak ") and "live after a full collection" in memory.line()
