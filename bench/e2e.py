@@ -10,6 +10,10 @@ database. DuckDB computes every feature group the backfill computes (`featurepip
 user and product purchases, product and user ratings) over the same landing files
 (`bench.e2e_reference`: `bench.compute`'s daily-tile query for the user group, a query built from
 the spec for each other group), and each published Delta table must equal its result row for row.
+
+The backfill runs with the product's defaults, not the in-process benchmarks' session settings
+(`bench.harness.user_environ`): its driver heap is `FEATUREPIPE_SPARK_DRIVER_MEMORY`'s default
+unless the user set one, and the heap each step used comes from the shared driver's log.
 """
 
 from __future__ import annotations
