@@ -47,32 +47,38 @@ def step_seconds(data_dir: Path) -> dict[str, float]:
     return {task: round(seconds or 0.0, 2) for task, seconds in rows}
 
 
-_SERVER_STEP = re.compile(r"\[spark-server\] (\w+) exit \d+ after [\d.]+ s; driver heap: peak ([\d.]+) GiB in use, "
-                          r"(?:([\d.]+) GiB live after a full collection|no full collection), of (\w+)"
-                          r"(?: \(JVM resident high-water mark ([\d.]+) GiB\))?")
+_SERVER_STEP = re.compile(r"\[spark-server\] (\w+) exit \d+ after [\d.]+ s; (.*)")
 
 
 def driver_memory(data_dir: Path) -> dict:
-    """The shared driver's heap as the run used it (its log: `featurepipe.jvm_memory`), in GiB: the
-    heap's limit, the largest in use and live (after a full collection) of any step, each step's,
-    and the JVM's resident high-water mark."""
+    """The shared driver's heap as the run used it (each step's line in its log:
+    `featurepipe.jvm_memory`), in GiB: the heap's limit, the largest in use and live (after a full
+    collection) of any step, each step's, and the JVM's resident high-water mark."""
+    from featurepipe.jvm_memory import DriverMemory
     from featurepipe.shared_driver import folder
 
     with environ(FEATUREPIPE_DATA_DIR=str(data_dir)):
         log = folder() / "server.log"
     steps: dict[str, dict] = {}
     limit, resident = None, None
-    for step, in_use, live, heap, rss in _SERVER_STEP.findall(log.read_text(errors="replace") if log.exists() else ""):
+    for step, rest in _SERVER_STEP.findall(log.read_text(errors="replace") if log.exists() else ""):
+        memory = DriverMemory.parse(rest)
+        if memory is None:
+            continue
         seen = steps.setdefault(step, {"in_use_gib": 0.0, "live_gib": None})
-        seen["in_use_gib"] = max(seen["in_use_gib"], float(in_use))
-        if live:
-            seen["live_gib"] = max(seen["live_gib"] or 0.0, float(live))
-        limit, resident = heap, float(rss) if rss else resident
+        seen["in_use_gib"] = max(seen["in_use_gib"], _gib(memory.in_use_peak))
+        if memory.live_peak is not None:
+            seen["live_gib"] = max(seen["live_gib"] or 0.0, _gib(memory.live_peak))
+        limit, resident = memory.limit, _gib(memory.resident_peak) if memory.resident_peak else resident
     if not steps:
         raise RuntimeError(f"no step's heap in the shared driver's log {log}: did the run use the shared driver?")
     lives = [s["live_gib"] for s in steps.values() if s["live_gib"] is not None]
     return {"heap": limit, "in_use_peak_gib": max(s["in_use_gib"] for s in steps.values()),
             "live_peak_gib": max(lives) if lives else None, "resident_peak_gib": resident, "steps": steps}
+
+
+def _gib(size: int) -> float:
+    return round(size / 2**30, 2)  # the log's precision
 
 
 def _heap_figures(memory: dict) -> str:

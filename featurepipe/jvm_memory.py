@@ -12,6 +12,7 @@ stay under the limit. Samples can miss a peak between two of them: these are the
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,26 @@ class DriverMemory:
         return text
 
 
+    @classmethod
+    def parse(cls, text: str) -> DriverMemory | None:
+        """The record a `line()` in `text` gives (sizes to its 0.01 GiB), or None without one."""
+        found = _LINE.search(text)
+        if found is None:
+            return None
+        in_use, live, limit, resident = found.groups()
+        return cls(limit, _bytes(in_use), _bytes(live) if live else None, _bytes(resident) if resident else None)
+
+
+_LINE = re.compile(r"driver heap: peak ([\d.]+) GiB in use, (?:([\d.]+) GiB live after a full collection|no full collection), "
+                   r"of (\w+)(?: \(JVM resident high-water mark ([\d.]+) GiB\))?")
+
+
 def _gib(size: int) -> str:
     return f"{size / 2**30:.2f} GiB"
+
+
+def _bytes(gib: str) -> int:
+    return round(float(gib) * 2**30)
 
 
 @contextlib.contextmanager

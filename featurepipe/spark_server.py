@@ -240,8 +240,9 @@ class StepServer(socketserver.TCPServer):
         finally:
             get_spark().catalog.clearCache()  # steps cache what they reuse; nothing outlives a step
             self.busy, self.last_active = False, time.time()
-        send(f"[spark-server] {memory.line()}")  # into the task's log, beside the step's own summary
-        print(f"[spark-server] {job} exit {code or 0} after {time.time() - began:.1f} s; {memory.line()}", flush=True)
+        heap = memory.line()
+        send(f"[spark-server] {heap}")  # into the task's log, beside the step's own summary
+        print(f"[spark-server] {job} exit {code or 0} after {time.time() - began:.1f} s; {heap}", flush=True)
         return code or 0
 
 

@@ -54,3 +54,12 @@ def test_a_steps_heap_is_sampled_while_it_runs_and_a_full_collection_shows_what_
     assert memory.live_peak is not None and 0 < memory.live_peak <= limit
     assert memory.resident_peak is None or memory.resident_peak > memory.live_peak
     assert memory.line().startswith("driver heap: peak ") and "live after a full collection" in memory.line()
+
+
+@pytest.mark.parametrize("live, resident", [(3 * 2**29, 5 * 2**30), (None, None)])
+def test_a_heap_line_reads_back_as_the_record_it_came_from(live, resident) -> None:
+    from featurepipe.jvm_memory import DriverMemory
+
+    memory = DriverMemory("5g", 7 * 2**29, live, resident)
+    assert DriverMemory.parse(f"[spark-server] compute_features exit 0 after 3.0 s; {memory.line()}") == memory
+    assert DriverMemory.parse("[spark-server] compute_features exit 0 after 3.0 s") is None
