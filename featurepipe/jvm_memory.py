@@ -37,7 +37,6 @@ class DriverMemory:
             text += f" (JVM resident high-water mark {_gib(self.resident_peak)})"
         return text
 
-
     @classmethod
     def parse(cls, text: str) -> DriverMemory | None:
         """The record a `line()` in `text` gives (sizes to its 0.01 GiB), or None without one."""
