@@ -30,8 +30,9 @@ def test_ingest_writes_months_and_rewrites_a_day_layout_table_once_with_its_even
     first = _events(spark)
     assert first
 
-    # the table as a release before the month layout wrote it: partitioned by day
+    # the table as a release before the month layout created it: partitioned by day
     old = lake.read_table(spark, lake.CLEAN_TRANSACTIONS).drop(EVENT_MONTH).localCheckpoint()
+    lake.drop_table(lake.CLEAN_TRANSACTIONS)
     lake.overwrite(old, lake.CLEAN_TRANSACTIONS, partition_by=EVENT_DATE)
     assert lake.partition_columns(spark, lake.CLEAN_TRANSACTIONS) == [EVENT_DATE]
 
@@ -43,3 +44,25 @@ def test_ingest_writes_months_and_rewrites_a_day_layout_table_once_with_its_even
     now = _events(spark)
     assert set(first) <= set(now) and len(now) == len(first) + report["new_or_corrected_events"]
     assert len({t for t, _ in now}) == len(now)  # still one row per event
+
+
+def test_new_tables_keep_statistics_only_for_the_columns_reads_filter_on(lake_env: Path, spark) -> None:
+    import json
+
+    from featurepipe import delta_log
+    from featurepipe.settings import get_settings
+
+    assert lake.skipping_columns(["transaction_id", "user_id", "amount", "event_timestamp", "event_date"]) == [
+        "transaction_id", "event_timestamp", "event_date"]
+    assert lake.skipping_columns(["user_id", "event_date", "n"], partition_by="event_date") == []
+    raw = str(lake_env / "raw")
+    generate(raw, users=20, start=START, days=2, seed=7, progress=lambda _: None)
+    ingest(spark, AsOfRange(START + dt.timedelta(days=2), START + dt.timedelta(days=2)))
+    log = Path(get_settings().table_uri(lake.CLEAN_TRANSACTIONS)) / "_delta_log"
+    actions = [json.loads(line) for line in (log / "00000000000000000000.json").read_text().splitlines()]
+    [metadata] = [a["metaData"] for a in actions if "metaData" in a]
+    assert metadata["configuration"] == {"delta.dataSkippingStatsColumns": "transaction_id,event_timestamp,event_date"}
+    stats = [json.loads(a["add"]["stats"]) for a in actions if "add" in a]
+    assert stats and all(set(s["minValues"]) == {"transaction_id", "event_timestamp", "event_date"} for s in stats)
+    assert sum(s["numRecords"] for s in stats) == lake.read_table(spark, lake.CLEAN_TRANSACTIONS).count()
+    assert delta_log.table_size(str(log.parent))  # the log replay reads such a table
