@@ -51,7 +51,7 @@ def newest_partition(uri: str, column: str) -> str | None:
     if snapshot is None:
         return None
     physical = _physical_name(snapshot.metadata or {}, column)
-    values = [_as_dict(add.get("partitionValues")).get(physical) for add in snapshot.files.values() if _has_rows(add)]
+    values = [as_dict(add.get("partitionValues")).get(physical) for add in snapshot.files.values() if _has_rows(add)]
     values = [v for v in values if v not in (None, "")]
     return max(values) if values else None
 
@@ -112,7 +112,7 @@ def read_rows(uri: str) -> list[dict] | None:
     metadata = snapshot.metadata or {}
     if metadata.get("partitionColumns"):
         raise Unsupported(f"{uri}: a partitioned table (read it with Spark)")
-    if _as_dict(metadata.get("configuration")).get("delta.columnMapping.mode", "none") != "none":
+    if as_dict(metadata.get("configuration")).get("delta.columnMapping.mode", "none") != "none":
         raise Unsupported(f"{uri}: column mapping")
     if any(add.get("deletionVector") for add in snapshot.files.values()):
         raise Unsupported(f"{uri}: deletion vectors")
@@ -275,7 +275,7 @@ def _physical_name(metadata: dict, column: str) -> str:
     if column not in (metadata.get("partitionColumns") or []):
         raise Unsupported(f"{column!r} is not a partition column of the table (its partition columns: "
                           f"{metadata.get('partitionColumns')})")
-    mode = _as_dict(metadata.get("configuration")).get("delta.columnMapping.mode", "none")
+    mode = as_dict(metadata.get("configuration")).get("delta.columnMapping.mode", "none")
     if mode == "none":
         return column
     for f in json.loads(metadata.get("schemaString") or "{}").get("fields", []):
@@ -284,7 +284,7 @@ def _physical_name(metadata: dict, column: str) -> str:
     raise Unsupported(f"column {column!r} is not in the table's schema")
 
 
-def _as_dict(value) -> dict:
+def as_dict(value) -> dict:
     """A partition-values map: a dict in JSON commits, a list of (key, value) pairs from a Parquet checkpoint."""
     if value is None:
         return {}

@@ -24,16 +24,19 @@ def publish(spark: SparkSession, span: AsOfRange, run_id: str, tiles_version: in
     rows may miss those events: they are published, and their dates marked pending instead of
     cleared, so the next run recomputes them.
     """
-    from featurepipe import bookkeeping, lake
+    from featurepipe import bookkeeping, delta_commit, lake
     from featurepipe.spec import USER_PURCHASE
 
     group = group or USER_PURCHASE
     table, features = lake.staged_table(run_id, group), lake.features_table(group)
-    # one pass: the staged rows are read once, as they are written (no count first: the commit counts them)
-    staged = lake.read_range(spark, table, AS_OF_DATE, span.start, span.end)
-    lake.replace_partitions(staged, features, AS_OF_DATE, span.start, span.end)
-    published_version, metrics = lake.last_commit(spark, features)  # under the lease: this publish's commit
-    rows = int(metrics.get("numOutputRows", 0))
+    # the staged files themselves, committed to the feature table (featurepipe.delta_commit) ...
+    committed = delta_commit.replace_partitions(spark, table, features, AS_OF_DATE, span.start, span.end)
+    if committed is None:  # ... or, where that does not apply, the staged rows read once and written again
+        staged = lake.read_range(spark, table, AS_OF_DATE, span.start, span.end)
+        lake.replace_partitions(staged, features, AS_OF_DATE, span.start, span.end)
+        version, metrics = lake.last_commit(spark, features)  # under the lease: this publish's commit
+        committed = version, int(metrics.get("numOutputRows", 0))
+    published_version, rows = committed
     current = lake.table_version(spark, lake.tiles_table(group))
     fresh = tiles_version is None or current == tiles_version
     if fresh:
