@@ -10,10 +10,10 @@ ones, with their statistics. The commit is as atomic as the rewrite's, conflict-
 the whole table, and reads in `DESCRIBE HISTORY` as the same WRITE with its predicate. A crash
 before it leaves only unreferenced files (the rerun links the same names again).
 
-Only for a local lake and an existing table whose schema and partitioning equal the staged
-table's: S3 has no links (a copy would cost what the rewrite does), and a first publish or a
-changed schema needs Delta's own write. `replace_partitions` returns None then, and the caller
-writes as before (`lake.replace_partitions`).
+Only for a local lake, and a table that does not exist yet (its first commit takes the staged
+table's protocol and metadata) or whose schema and partitioning equal the staged table's: S3 has
+no links (a copy would cost what the rewrite does), and a changed schema needs Delta's own write.
+`replace_partitions` returns None then, and the caller writes as before (`lake.replace_partitions`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -54,10 +55,11 @@ def replace_partitions(spark: SparkSession, source: str, table: str, column: str
         return None
     if staged is None:
         raise FileNotFoundError(f"Delta table {source} does not exist at {source_root}: run the steps before this one")
-    if current is None or current.version != transaction.snapshot().version() or not _same_layout(staged, current, column):
+    if (current.version if current else -1) != transaction.snapshot().version() or not _same_layout(staged, current, column):
         return None
     added = list(staged.files.values())
-    replaced = [a for a in current.files.values() if first.isoformat() <= (_partition(a, column) or "") <= last.isoformat()]
+    replaced = [a for a in (current.files.values() if current else ())
+                if first.isoformat() <= (_partition(a, column) or "") <= last.isoformat()]
     if any(a.get("deletionVector") or os.path.isabs(unquote(a["path"])) or ":" in a["path"].split("/")[0]
            or not a.get("stats") for a in added) or any(a.get("deletionVector") for a in replaced):
         return None
@@ -69,7 +71,12 @@ def replace_partitions(spark: SparkSession, source: str, table: str, column: str
     hang_if_writing_file(table)  # a fault for the kill test, off unless set: the files linked, nothing committed
 
     now = int(time.time() * 1000)
-    actions = [{"remove": {"path": a["path"], "deletionTimestamp": now, "dataChange": True, "extendedFileMetadata": True,
+    # a table's first commit: the staged table's protocol and metadata (schema, partitioning,
+    # properties), under an id of its own
+    metadata = {**staged.metadata, "id": str(uuid.uuid4()), "createdTime": now,
+                "configuration": delta_log.as_dict(staged.metadata.get("configuration"))}
+    actions = [] if current else [{"protocol": staged.protocol}, {"metaData": metadata}]
+    actions += [{"remove": {"path": a["path"], "deletionTimestamp": now, "dataChange": True, "extendedFileMetadata": True,
                            "partitionValues": a.get("partitionValues") or {}, "size": a.get("size")}} for a in replaced]
     actions += [{"add": {**{k: a[k] for k in ("path", "partitionValues", "size", "modificationTime", "stats")},
                          "dataChange": True}} for a in added]
@@ -82,15 +89,16 @@ def replace_partitions(spark: SparkSession, source: str, table: str, column: str
     return int(version), rows
 
 
-def _same_layout(staged: delta_log.Snapshot, current: delta_log.Snapshot, column: str) -> bool:
-    """The same columns (names, types, nullability), partitioned by `column` alone, without column mapping."""
+def _same_layout(staged: delta_log.Snapshot, current: delta_log.Snapshot | None, column: str) -> bool:
+    """Both partitioned by `column` alone, without column mapping, with the same columns (names,
+    types, nullability) if the table exists."""
     def layout(snapshot: delta_log.Snapshot) -> tuple:
         metadata = snapshot.metadata or {}
         configuration = delta_log.as_dict(metadata.get("configuration"))
         return (json.loads(metadata.get("schemaString") or "{}"), list(metadata.get("partitionColumns") or []),
                 configuration.get("delta.columnMapping.mode", "none"))
 
-    return layout(staged) == layout(current) and layout(current)[1:] == ([column], "none")
+    return layout(staged)[1:] == ([column], "none") and (current is None or layout(staged) == layout(current))
 
 
 def _partition(action: dict, column: str) -> str | None:
