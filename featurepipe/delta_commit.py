@@ -55,6 +55,8 @@ def replace_partitions(spark: SparkSession, source: str, table: str, column: str
         return None
     if staged is None:
         raise FileNotFoundError(f"Delta table {source} does not exist at {source_root}: run the steps before this one")
+    if current is None and not staged.protocol:
+        return None
     if (current.version if current else -1) != transaction.snapshot().version() or not _same_layout(staged, current, column):
         return None
     added = list(staged.files.values())

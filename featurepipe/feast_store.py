@@ -460,7 +460,7 @@ def _newest_rows_only(path: str, key: str, start: dt.datetime, end: dt.datetime)
     again keeps the rows with it, so Feast's query numbers one row per entity. (bench e2e at 2M:
     852,546 rows of the user group's 90 as-of dates were sorted for 9,840 entities.) Up to
     `BROADCAST_ENTITIES` the newest timestamps are broadcast: the rows are filtered where they are
-    read, with no shuffle and no sort (at 20M events, 8.5M rows for 190k users; Spark's own size
+    read, with no shuffle and no sort (at 20M events, 8.5M rows for 113k users; Spark's own size
     estimate of the aggregate, the whole table's, chose a sort-merge join that shuffled them all).
     With more entities the join sorts, as Feast did, rather than hold them all in the driver."""
     from pyspark.sql import functions as F

@@ -269,8 +269,7 @@ def skipping_columns(columns: list[str], partition_by: str | None = None) -> lis
     and quarantine row keys; on partition columns (no statistics needed); never on an amount, a
     category, a source file, an entity key or a feature value. Delta would otherwise collect every
     one of a table's first 32 columns: at 20M events that cost the clean table's write ~8 s of
-    ~40, and each write of the staged and published feature rows ~3 s of ~17 (measured, README
-    "End to end")."""
+    ~40, and the staged feature rows' write ~3 s of ~17 (measured, README "End to end")."""
     from featurepipe.spec import SOURCES
 
     filtered = {EVENT_DATE, "event_timestamp", "row_key", *(s.id_column for s in SOURCES),
