@@ -40,6 +40,7 @@ def replace_partitions(spark: SparkSession, source: str, table: str, column: str
     `source`: (the version committed, the rows it added), or None where this does not apply (the
     module docstring, or `source` holds partitions outside the range) and nothing was done."""
     from featurepipe.faults import hang_if_writing_file
+    from featurepipe.lake import range_predicate
     from featurepipe.settings import get_settings
     from featurepipe.storage import is_s3
 
@@ -82,11 +83,10 @@ def replace_partitions(spark: SparkSession, source: str, table: str, column: str
                            "partitionValues": a.get("partitionValues") or {}, "size": a.get("size")}} for a in replaced]
     actions += [{"add": {**{k: a[k] for k in ("path", "partitionValues", "size", "modificationTime", "stats")},
                          "dataChange": True}} for a in added]
-    predicate = f"{column} >= '{first.isoformat()}' AND {column} <= '{last.isoformat()}'"
     transaction.readWholeTable()  # any commit since this transaction began conflicts with it
     version = transaction.commit(_scala_list(jvm, [jvm.org.apache.spark.sql.delta.actions.Action.fromJson(json.dumps(a))
                                                    for a in actions]),
-                                 _write_operation(spark, column, predicate))
+                                 _write_operation(spark, column, range_predicate(column, first, last)))
     rows = sum(int(json.loads(a["stats"]).get("numRecords") or 0) for a in added)
     return int(version), rows
 

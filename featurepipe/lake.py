@@ -328,7 +328,12 @@ def replace_partitions(df: DataFrame, table: str, column: str, first: dt.date, l
     Delta refuses the write if `df` holds a row outside the range, so a bug cannot spill into
     neighbouring dates.
     """
-    _replace_where(df, table, column, f"{column} >= '{first.isoformat()}' AND {column} <= '{last.isoformat()}'")
+    _replace_where(df, table, column, range_predicate(column, first, last))
+
+
+def range_predicate(column: str, first: dt.date, last: dt.date) -> str:
+    """`first <= column <= last` in SQL: a range overwrite's predicate, as Delta's history records it."""
+    return f"{column} >= '{first.isoformat()}' AND {column} <= '{last.isoformat()}'"
 
 
 def _replace_where(df: DataFrame, table: str, column: str, predicate: str) -> None:
@@ -350,7 +355,8 @@ def _replace_where(df: DataFrame, table: str, column: str, predicate: str) -> No
 def overwrite(df: DataFrame, table: str, partition_by: str | None = None) -> None:
     if partition_by:
         df = df.repartition(partition_by)  # one file per partition value (see _replace_where)
-    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").options(**_creating(df, partition_by))
+    writer = (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+              .options(**_creating(df, partition_by)))
     if partition_by:
         writer = writer.partitionBy(partition_by)
     writer.save(table_path(table))
