@@ -130,7 +130,7 @@ def serve(spark) -> dict:
                              StructField("event_timestamp", TimestampType(), False),
                              StructField("version", LongType(), False)])
         rows = [(category, vector, EPOCH, VERSION) for category, vector in sorted(load().items())]
-        lake.overwrite(spark.createDataFrame(rows, schema), table)
+        lake.overwrite(lake.literal_rows(spark, rows, schema), table)
         written = True
     version = lake.table_version(spark, table)
     last = bookkeeping.last_materialized(spark, view)

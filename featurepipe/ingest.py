@@ -97,7 +97,7 @@ def quarantine(spark: SparkSession, invalid: DataFrame, rows: int, source: Sourc
     exists = lake.table_exists(spark, table)
     if rows == 0:  # nothing to add: no MERGE (a clean landing is the usual day), and no read of the landing
         if not exists:
-            lake.overwrite(spark.createDataFrame([], invalid.schema), table)
+            lake.overwrite(lake.no_rows(spark, invalid.schema), table)
         return
     if exists:
         (

@@ -243,23 +243,26 @@ def _dates_sql(dates: list[dt.date]) -> str:
     return ", ".join(f"'{d.isoformat()}'" for d in sorted(set(dates)))
 
 
-# each literal costs a few py4j calls (~10 ms a value): 365 files' records took 44 s this way and
-# ~1 s through `createDataFrame`, so only a handful of rows are planned as literals
-_LITERAL_ROWS_MAX = 8
-
-
 def literal_rows(spark: SparkSession, rows: list[tuple], schema: StructType) -> DataFrame:
-    """A DataFrame of `rows` (tuples in `schema`'s field order), in one partition: up to
-    `_LITERAL_ROWS_MAX` rows as literals planned in the JVM, more through `spark.createDataFrame`.
-    That ships the rows through a Python worker for every write, ~0.3 s idle and ~1 s under load even
-    for one row (measured); most bookkeeping records are one row per group."""
-    from pyspark.sql import functions as F
+    """A DataFrame of `rows` (tuples in `schema`'s field order), in one partition (none when there
+    are no rows), built in the JVM from one Arrow batch: no task runs a Python worker.
 
-    if not rows or len(rows) > _LITERAL_ROWS_MAX:
-        return spark.createDataFrame(rows, schema)
-    structs = [F.struct(*[F.lit(value).cast(f.dataType).alias(f.name) for f, value in zip(schema.fields, row)])
-               for row in rows]
-    return spark.range(1, numPartitions=1).select(F.inline(F.array(*structs)))
+    `spark.createDataFrame(rows, schema)` ships the rows through a Python worker: ~0.3 s idle and
+    ~1 s under load even for one row, and on a new driver the worker daemon's start, which imports
+    Feast first (`featurepipe.worker_daemon`): a 2M backfill's empty quarantine waited 7.5 s for it
+    (Spark event log). Literals planned column by column cost ~10 ms a value in py4j calls (365
+    files' records took 44 s); 365 rows of five columns through Arrow take ~0.4 s, 8 rows ~0.35 s."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    table = pa.Table.from_pylist([dict(zip(schema.names, row)) for row in rows],
+                                 schema=to_arrow_schema(schema, timezone="UTC"))
+    return spark.createDataFrame(table, schema)
+
+
+def no_rows(spark: SparkSession, schema: StructType) -> DataFrame:
+    """An empty DataFrame of `schema`; writing it runs no task (`literal_rows`)."""
+    return literal_rows(spark, [], schema)
 
 
 def skipping_columns(columns: list[str], partition_by: str | None = None) -> list[str]:

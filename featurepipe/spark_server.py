@@ -256,6 +256,19 @@ def _stop_when_idle(server: StepServer, idle_s: float) -> None:
             return
 
 
+def _start_python_workers(spark) -> None:
+    """A thread at start: PySpark's worker daemon, which imports Feast before it forks a worker
+    (`featurepipe.worker_daemon`, ~5 s of CPU), starts while the server waits for its first step,
+    not inside the first step that needs a Python worker (materialize's online writes)."""
+    began = time.time()
+    try:
+        spark.sparkContext.parallelize([0], 1).map(lambda x: x).count()
+    except Exception as exc:  # a step cancelled it, or workers cannot start: the step that needs one says why
+        print(f"[spark-server] Python workers not started ahead ({str(exc).splitlines()[0][:200]})", flush=True)
+        return
+    print(f"[spark-server] Python workers ready after {time.time() - began:.1f} s", flush=True)
+
+
 def serve(host: str, port: int, shared: str | None = None) -> None:
     """Start the session, load the step libraries, then serve until interrupted (or SIGTERM).
 
@@ -278,6 +291,9 @@ def serve(host: str, port: int, shared: str | None = None) -> None:
         importlib.import_module(module) for module in ("great_expectations", "feast", *(f"jobs.{job}" for job in JOBS))
     ])
     spark.range(1).count()
+    if get_settings().spark_local:
+        threading.Thread(target=_start_python_workers, args=(spark,), name="featurepipe-python-workers",
+                         daemon=True).start()
     with StepServer((host, port)) as server:
         url = f"http://{host}:{server.server_address[1]}"
         # SIGTERM (`featurepipe spark-server --stop`, a replaced shared driver) ends the loop cleanly

@@ -82,7 +82,7 @@ def read_tiles(spark: SparkSession, group: FeatureGroup, first: dt.date, last: d
     table = lake.tiles_table(group)
     if lake.table_exists(spark, table):
         return lake.in_months(lake.read_range(spark, table, EVENT_DATE, first, last), first, last)
-    return build_tiles(spark.createDataFrame([], source_schema(group.source)), group)
+    return build_tiles(lake.no_rows(spark, source_schema(group.source)), group)
 
 
 def write_tiles(spark: SparkSession, tiles: DataFrame, group: FeatureGroup, days: list[dt.date]) -> None:
