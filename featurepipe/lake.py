@@ -243,9 +243,10 @@ def _dates_sql(dates: list[dt.date]) -> str:
     return ", ".join(f"'{d.isoformat()}'" for d in sorted(set(dates)))
 
 
-def literal_rows(spark: SparkSession, rows: list[tuple], schema: StructType) -> DataFrame:
-    """A DataFrame of `rows` (tuples in `schema`'s field order), in one partition (none when there
-    are no rows), built in the JVM from one Arrow batch: no task runs a Python worker.
+def literal_rows(spark: SparkSession, rows: list[tuple], schema: StructType | str) -> DataFrame:
+    """A DataFrame of `rows` (tuples in `schema`'s field order; a schema or a DDL string), in one
+    partition (none when there are no rows), built in the JVM from one Arrow batch: no task runs a
+    Python worker.
 
     `spark.createDataFrame(rows, schema)` ships the rows through a Python worker: ~0.3 s idle and
     ~1 s under load even for one row, and on a new driver the worker daemon's start, which imports
@@ -254,13 +255,16 @@ def literal_rows(spark: SparkSession, rows: list[tuple], schema: StructType) -> 
     files' records took 44 s); 365 rows of five columns through Arrow take ~0.4 s, 8 rows ~0.35 s."""
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import StructType
 
+    if isinstance(schema, str):
+        schema = StructType.fromDDL(schema)
     table = pa.Table.from_pylist([dict(zip(schema.names, row)) for row in rows],
                                  schema=to_arrow_schema(schema, timezone="UTC"))
     return spark.createDataFrame(table, schema)
 
 
-def no_rows(spark: SparkSession, schema: StructType) -> DataFrame:
+def no_rows(spark: SparkSession, schema: StructType | str) -> DataFrame:
     """An empty DataFrame of `schema`; writing it runs no task (`literal_rows`)."""
     return literal_rows(spark, [], schema)
 

@@ -51,6 +51,15 @@ def test_no_rows_writes_an_empty_table_with_the_schema_and_runs_no_task(spark, t
     assert back.count() == 0 and back.schema.names == SCHEMA.names
 
 
+def test_a_ddl_schema_gives_the_same_types(spark) -> None:
+    from featurepipe import lake
+
+    df = lake.literal_rows(spark, [("u1", 3, dt.date(2025, 2, 1))], "user_id string, n bigint, day date")
+    assert df.dtypes == [("user_id", "string"), ("n", "bigint"), ("day", "date")]
+    assert [tuple(r) for r in df.collect()] == [("u1", 3, dt.date(2025, 2, 1))]
+    assert lake.no_rows(spark, "user_id string").dtypes == [("user_id", "string")]
+
+
 def test_a_value_of_the_wrong_type_fails_naming_it(spark) -> None:
     import pyarrow as pa
     import pytest
