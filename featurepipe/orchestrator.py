@@ -91,8 +91,9 @@ def _airflow(args: list[str], env: dict[str, str], log: Path | None = None, echo
 
 
 def ensure_airflow_db(env: dict[str, str]) -> None:
-    """`airflow db migrate` once per data dir and Airflow version (~15 s); two commands started at
-    once on a new data dir migrate it once (the second waits for the first)."""
+    """`airflow db migrate` (with our pool and the DAGs serialized: `featurepipe.airflow_setup`) once
+    per data dir and Airflow version; two commands started at once on a new data dir migrate it once
+    (the second waits for the first)."""
     import fcntl
 
     home = Path(env["AIRFLOW_HOME"])
@@ -111,15 +112,12 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 
 def _migrate(env: dict[str, str], home: Path, marker: Path) -> None:
     print(f"[airflow] initialising the metadata database under {home}", flush=True)
-    if _airflow(["db", "migrate"], env, log=home / "db-migrate.log") != 0:
-        raise PipelineFailed(f"airflow db migrate failed: see {home / 'db-migrate.log'}")
-    pool = ["pools", "set", "featurepipe_spark", "1", "featurepipe Spark steps: one at a time (shared Delta tables)"]
-    if _airflow(pool, env, log=home / "db-migrate.log") != 0:
-        raise PipelineFailed(f"creating the featurepipe_spark pool failed: see {home / 'db-migrate.log'}")
-    # the DAGs and their assets in the database now, under the lock: two `dags test` started at once
-    # on a new database would otherwise both insert the feature table's asset, and one would fail
-    if _airflow(["dags", "reserialize"], env, log=home / "db-migrate.log") != 0:
-        raise PipelineFailed(f"serializing the DAGs failed: see {home / 'db-migrate.log'}")
+    log = home / "db-migrate.log"
+    with open(log, "a") as sink:
+        code = subprocess.run([sys.executable, "-m", "featurepipe.airflow_setup"], env=env, stdout=sink,
+                              stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise PipelineFailed(f"setting up Airflow's metadata database failed (exit {code}): see {log}")
     marker.touch()
 
 
