@@ -261,7 +261,8 @@ def literal_rows(spark: SparkSession, rows: list[tuple], schema: StructType | st
         schema = StructType.fromDDL(schema)
     table = pa.Table.from_pylist([dict(zip(schema.names, row)) for row in rows],
                                  schema=to_arrow_schema(schema, timezone="UTC"))
-    return spark.createDataFrame(table, schema)
+    df = spark.createDataFrame(table, schema)
+    return df.coalesce(1) if len(rows) > 1 else df  # one file per append (a local relation spans every core)
 
 
 def no_rows(spark: SparkSession, schema: StructType | str) -> DataFrame:

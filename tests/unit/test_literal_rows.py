@@ -38,7 +38,8 @@ def test_rows_of_every_type_come_back_exactly_from_a_local_relation(spark) -> No
     assert [tuple(r) for r in df.collect()] == rows  # microseconds, 2^40, 1e300, nulls, dates in UTC
     assert [f.name for f in df.schema.fields] == SCHEMA.names
     assert [f.dataType for f in df.schema.fields] == [f.dataType for f in SCHEMA.fields]
-    assert _plan(df).startswith("LocalTableScan") and "ExistingRDD" not in _plan(df)
+    assert "LocalTableScan" in _plan(df) and "ExistingRDD" not in _plan(df)
+    assert df.rdd.getNumPartitions() == 1  # one file per bookkeeping append
 
 
 def test_no_rows_writes_an_empty_table_with_the_schema_and_runs_no_task(spark, tmp_path: Path) -> None:
