@@ -28,6 +28,11 @@ class AsOfRange:
         return (self.end - self.start).days + 1
 
     @property
+    def dates(self) -> list[dt.date]:
+        """Every date `start..end`, in order."""
+        return [self.start + dt.timedelta(days=i) for i in range(self.days)]
+
+    @property
     def label(self) -> str:
         return self.start.isoformat() if self.start == self.end else f"{self.start}_{self.end}"
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from featurepipe import delta_log
+from featurepipe.dates import AsOfRange
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -66,7 +67,7 @@ def replace_partitions(spark: SparkSession, source: str, table: str, column: str
     if any(a.get("deletionVector") or os.path.isabs(unquote(a["path"])) or ":" in a["path"].split("/")[0]
            or not a.get("stats") for a in added) or any(a.get("deletionVector") for a in replaced):
         return None
-    if {_partition(a, column) for a in added} - _dates(first, last):  # rows outside the range: the rewrite leaves them
+    if {_partition(a, column) for a in added} - {d.isoformat() for d in AsOfRange(first, last).dates}:  # rows outside the range: the rewrite leaves them
         return None
 
     for action in added:
@@ -105,10 +106,6 @@ def _same_layout(staged: delta_log.Snapshot, current: delta_log.Snapshot | None,
 
 def _partition(action: dict, column: str) -> str | None:
     return delta_log.as_dict(action.get("partitionValues")).get(column)
-
-
-def _dates(first: dt.date, last: dt.date) -> set[str]:
-    return {(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
 
 
 def _link(source: str, target: str) -> None:

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from featurepipe.dates import AsOfRange
 from featurepipe.drift import NULL_CATEGORY, Drift, categorical_drift, numeric_drift, psi, shares
 from featurepipe.monitor_config import MonitoringConfig, publish_lag_limit_hours
 from featurepipe.spec import USER_PURCHASE, Dtype, FeatureGroup
@@ -49,10 +50,6 @@ def _finite(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def _dates(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 def build_report(spark: SparkSession, as_of: dt.date | None, config: MonitoringConfig,
                  say=lambda line: print(line, flush=True)) -> Report:
     """Every check of as-of `as_of` (default: the newest published); nothing written yet (see `save`)."""
@@ -75,7 +72,7 @@ def build_report(spark: SparkSession, as_of: dt.date | None, config: MonitoringC
         per_date = _per_date(rows)
         if as_of not in per_date:
             raise NothingPublished(f"as-of {as_of} has no published rows (newest published: {newest})")
-        ref_dates = [d for d in _dates(ref_start, ref_end) if d in per_date]
+        ref_dates = [d for d in AsOfRange(ref_start, ref_end).dates if d in per_date]
         # the row counts are known from `per_date`: no count job per sample
         cur_sample = _sample(current, per_date[as_of]["rows"], config)
         ref_sample = _sample(reference, sum(per_date[d]["rows"] for d in ref_dates), config)
@@ -83,7 +80,7 @@ def build_report(spark: SparkSession, as_of: dt.date | None, config: MonitoringC
                                          cur_sample[f.name].to_numpy(dtype=float, na_value=math.nan), config.bins)
                            if f.dtype is not Dtype.STRING else categorical_drift(ref_sample[f.name], cur_sample[f.name]))
                   for f in USER_PURCHASE.features}
-        history = _dates(history_start, as_of)
+        history = AsOfRange(history_start, as_of).dates
         psi_series = _psi_series(rows.where(F.col(lake.AS_OF_DATE) >= F.lit(history_start)), drifts, history)
     finally:
         rows.unpersist()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 from featurepipe.dates import AsOfRange
@@ -42,8 +41,7 @@ def publish(spark: SparkSession, span: AsOfRange, run_id: str, tiles_version: in
     if fresh:
         bookkeeping.clear_pending_as_of(spark, span.start, span.end, group)
     else:
-        dates = [span.start + dt.timedelta(days=i) for i in range(span.days)]
-        bookkeeping.mark_pending_as_of(spark, dates, f"publish {run_id}: tiles changed since compute", group)
+        bookkeeping.mark_pending_as_of(spark, span.dates, f"publish {run_id}: tiles changed since compute", group)
         print(f"[publish] {group.name}: tiles changed since this run computed its rows (version {tiles_version} -> "
               f"{current}): as-of {span} published and marked pending for the next run")
     bookkeeping.record_published(spark, span, published_version, group)
